@@ -1,0 +1,286 @@
+// The fused onnxruntime training engine: one onnxruntime run per step (forward, backward and LION in a single
+// graph, see ort-graph.ts). Weights and momenta stay in two preallocated sets of float32 buffers wrapped as ort
+// Tensors; a step reads set A and writes its outputs straight into set B (preallocated fetches), then the roles
+// swap, so no step copies or allocates a weight-sized buffer in JavaScript.
+
+import { availableParallelism } from 'node:os';
+import ort from 'onnxruntime-node';
+import { assertWeightsMatch, namedTensors, type MlpConfig, type MlpWeights } from '../../model/mlp.js';
+import type { Engine, OptimizerState, StepHyper, TrainBatch } from './engine.js';
+import {
+  IO,
+  SCALAR_INPUTS,
+  buildPredictGraph,
+  buildTrainGraph,
+  paramSpecs,
+  type MatmulStyle,
+  type ParamSpec,
+} from './ort-graph.js';
+
+export type OrtProvider = 'cuda' | 'cpu';
+
+export interface OrtEngineOptions {
+  /** Providers tried in order; one that cannot start (no CUDA library or device) is skipped. Default cuda, cpu. */
+  executionProviders?: readonly OrtProvider[];
+  /** Threads of one operator. Default: all cores. */
+  intraOpNumThreads?: number;
+  /** How transposed matmuls of the backward pass are written (see ort-graph.ts). Default `gemm`. */
+  matmul?: MatmulStyle;
+}
+
+/** Rows per predict run: bounds the input tensor a single run holds. */
+const PREDICT_CHUNK = 1024;
+
+/** The registry's entry point (src/train/engines/index.ts). */
+export async function createEngine(opts: OrtEngineOptions = {}): Promise<Engine> {
+  return new OrtEngine(opts);
+}
+
+function validateOptions(opts: OrtEngineOptions): Required<OrtEngineOptions> {
+  const providers = opts.executionProviders ?? ['cuda', 'cpu'];
+  if (providers.length === 0) throw new RangeError('executionProviders must not be empty');
+  for (const p of providers) if (p !== 'cuda' && p !== 'cpu') throw new RangeError(`execution provider "${p}" is not cuda or cpu`);
+  const threads = opts.intraOpNumThreads ?? availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`intraOpNumThreads ${threads} must be a positive integer`);
+  const matmul = opts.matmul ?? 'gemm';
+  if (matmul !== 'gemm' && matmul !== 'transpose') throw new RangeError(`matmul "${matmul}" is not gemm or transpose`);
+  return Object.freeze({ executionProviders: [...providers], intraOpNumThreads: threads, matmul });
+}
+
+function sessionOptions(provider: OrtProvider, threads: number): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [provider],
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    enableCpuMemArena: true,
+    // Static shapes: the memory pattern plans every intermediate buffer once.
+    enableMemPattern: true,
+    logSeverityLevel: 3,
+  };
+}
+
+/** Opens `bytes` on the first provider that starts; returns the session and that provider. */
+async function openSession(
+  bytes: Uint8Array,
+  providers: readonly OrtProvider[],
+  threads: number,
+): Promise<{ session: ort.InferenceSession; provider: OrtProvider }> {
+  const failures: string[] = [];
+  for (const provider of providers) {
+    try {
+      return { session: await ort.InferenceSession.create(bytes, sessionOptions(provider, threads)), provider };
+    } catch (err) {
+      failures.push(`${provider}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(`onnxruntime could not open the training graph (${failures.join('; ')})`);
+}
+
+const f32 = (data: Float32Array, shape: readonly number[]) => new ort.Tensor('float32', data, shape);
+
+/** One full set of trainable state: parameters and LION momenta, one tensor each per ParamSpec. */
+interface StateSet {
+  params: ort.Tensor[];
+  momenta: ort.Tensor[];
+}
+
+function allocSet(specs: ParamSpec[]): StateSet {
+  const make = () => specs.map((s) => f32(new Float32Array(s.shape.reduce((a, b) => a * b, 1)), s.shape));
+  return { params: make(), momenta: make() };
+}
+
+export class OrtEngine implements Engine {
+  readonly name = 'ort';
+  private readonly opts: Required<OrtEngineOptions>;
+  private cfg?: MlpConfig;
+  private specs: ParamSpec[] = [];
+  /** sets[current] holds the live state; a step writes sets[1 − current]. */
+  private sets: [StateSet, StateSet] | undefined;
+  private current = 0;
+  private readonly stepSessions = new Map<number, Promise<ort.InferenceSession>>();
+  private predictSession?: Promise<ort.InferenceSession>;
+  /** The provider sessions actually run on (after any fallback). */
+  provider?: OrtProvider;
+  private readonly scalars = Object.fromEntries(SCALAR_INPUTS.map((n) => [n, f32(new Float32Array(1), [])])) as Record<
+    (typeof SCALAR_INPUTS)[number],
+    ort.Tensor
+  >;
+  private readonly lossOut = f32(new Float32Array(1), []);
+
+  constructor(opts: OrtEngineOptions = {}) {
+    this.opts = validateOptions(opts);
+  }
+
+  async init(cfg: MlpConfig, weights: MlpWeights, momentum?: OptimizerState): Promise<void> {
+    assertWeightsMatch(cfg, weights);
+    await this.releaseSessions();
+    this.cfg = { ...cfg };
+    this.specs = paramSpecs(cfg);
+    const sets: [StateSet, StateSet] = [allocSet(this.specs), allocSet(this.specs)];
+    const named = namedTensors(weights);
+    if (momentum && momentum.length !== named.length)
+      throw new RangeError(`momentum has ${momentum.length} tensors, the model has ${named.length}`);
+    named.forEach((t, i) => {
+      if (t.name !== this.specs[i].name) throw new Error(`internal: tensor ${i} is ${t.name}, graph expects ${this.specs[i].name}`);
+      (sets[0].params[i].data as Float32Array).set(t.data);
+      if (momentum) {
+        if (momentum[i].length !== t.data.length)
+          throw new RangeError(`momentum of ${t.name} has ${momentum[i].length} values, the weight has ${t.data.length}`);
+        (sets[0].momenta[i].data as Float32Array).set(momentum[i]);
+      }
+    });
+    this.sets = sets;
+    this.current = 0;
+  }
+
+  async step(batch: TrainBatch, hyper: StepHyper): Promise<{ loss: number }> {
+    const { cfg, sets } = this.ready();
+    const n = batch.size;
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`batch.size ${n} must be a positive integer`);
+    const x = exactRows(batch.x, n, cfg.inputDim, 'batch.x');
+    const y = exactRows(batch.y, n, cfg.classes, 'batch.y');
+    const scalarValues: Record<(typeof SCALAR_INPUTS)[number], number> = {
+      lr: hyper.lr,
+      weight_decay: hyper.weightDecay,
+      beta1: hyper.beta1,
+      beta2: hyper.beta2,
+      body_lr_scale: hyper.bodyLrScale ?? 1,
+    };
+    for (const [k, v] of Object.entries(scalarValues)) {
+      if (!Number.isFinite(v)) throw new RangeError(`hyper-parameter ${k} is ${v}, not a finite number`);
+      (this.scalars[k as keyof typeof scalarValues].data as Float32Array)[0] = v;
+    }
+
+    const session = await this.stepSession(n);
+    const from = sets[this.current];
+    const to = sets[1 - this.current];
+    const feeds: Record<string, ort.Tensor> = { [IO.x]: f32(x, [n, cfg.inputDim]), [IO.y]: f32(y, [n, cfg.classes]), ...this.scalars };
+    const fetches: Record<string, ort.Tensor> = { [IO.loss]: this.lossOut };
+    this.specs.forEach((s, i) => {
+      feeds[IO.param(s.name)] = from.params[i];
+      feeds[IO.momentum(s.name)] = from.momenta[i];
+      fetches[IO.newParam(s.name)] = to.params[i];
+      fetches[IO.newMomentum(s.name)] = to.momenta[i];
+    });
+    await session.run(feeds, fetches);
+    this.current = 1 - this.current;
+    return { loss: (this.lossOut.data as Float32Array)[0] };
+  }
+
+  async predict(x: Float32Array, n: number): Promise<Float32Array> {
+    const { cfg, sets } = this.ready();
+    const input = exactRows(x, n, cfg.inputDim, 'x');
+    this.predictSession ??= openSession(buildPredictGraph(cfg), this.opts.executionProviders, this.opts.intraOpNumThreads).then(
+      (s) => s.session,
+    );
+    const session = await this.predictSession;
+    const params = sets[this.current].params;
+    const out = new Float32Array(n * cfg.classes);
+    for (let start = 0; start < n; start += PREDICT_CHUNK) {
+      const rows = Math.min(PREDICT_CHUNK, n - start);
+      const feeds: Record<string, ort.Tensor> = {
+        [IO.x]: f32(input.subarray(start * cfg.inputDim, (start + rows) * cfg.inputDim), [rows, cfg.inputDim]),
+      };
+      this.specs.forEach((s, i) => (feeds[IO.param(s.name)] = params[i]));
+      const logits = f32(out.subarray(start * cfg.classes, (start + rows) * cfg.classes), [rows, cfg.classes]);
+      await session.run(feeds, { [IO.logits]: logits });
+    }
+    return out;
+  }
+
+  async readWeights(): Promise<MlpWeights> {
+    const { cfg, sets } = this.ready();
+    const byName = new Map(this.specs.map((s, i) => [s.name, (sets[this.current].params[i].data as Float32Array).slice()]));
+    const get = (name: string) => byName.get(name)!;
+    const lin = (p: string) => ({ weight: get(`${p}.weight`), bias: get(`${p}.bias`) });
+    return {
+      stem: lin('stem'),
+      blocks: Array.from({ length: cfg.depth }, (_, i) => ({
+        norm: { gamma: get(`blocks.${i}.norm.gamma`), beta: get(`blocks.${i}.norm.beta`) },
+        expand: lin(`blocks.${i}.expand`),
+        collapse: lin(`blocks.${i}.collapse`),
+      })),
+      head: lin('head'),
+    };
+  }
+
+  async readMomentum(): Promise<OptimizerState> {
+    const { sets } = this.ready();
+    return sets[this.current].momenta.map((t) => (t.data as Float32Array).slice());
+  }
+
+  async dispose(): Promise<void> {
+    await this.releaseSessions();
+    this.sets = undefined;
+    this.cfg = undefined;
+  }
+
+  private ready(): { cfg: MlpConfig; sets: [StateSet, StateSet] } {
+    if (!this.cfg || !this.sets) throw new Error('ort engine: call init() before step/predict/read');
+    return { cfg: this.cfg, sets: this.sets };
+  }
+
+  /** One session per batch size (a short last batch gets its own); built on first use. */
+  private stepSession(batch: number): Promise<ort.InferenceSession> {
+    let s = this.stepSessions.get(batch);
+    if (!s) {
+      const bytes = buildTrainGraph(this.cfg!, { batch, mode: 'step', matmul: this.opts.matmul });
+      s = openSession(bytes, this.opts.executionProviders, this.opts.intraOpNumThreads).then((o) => {
+        this.provider = o.provider;
+        return o.session;
+      });
+      // A failed open is not cached: the next step retries and reports the error again.
+      s.catch(() => this.stepSessions.delete(batch));
+      this.stepSessions.set(batch, s);
+    }
+    return s;
+  }
+
+  private async releaseSessions(): Promise<void> {
+    const all = [...this.stepSessions.values(), ...(this.predictSession ? [this.predictSession] : [])];
+    this.stepSessions.clear();
+    this.predictSession = undefined;
+    await Promise.all(all.map((p) => p.then((s) => s.release()).catch(() => undefined)));
+  }
+}
+
+/** `data` viewed as exactly `rows × cols` values; a longer buffer is cut, a shorter one is a RangeError. */
+function exactRows(data: Float32Array, rows: number, cols: number, what: string): Float32Array {
+  if (!(data instanceof Float32Array)) throw new TypeError(`${what} must be a Float32Array`);
+  const need = rows * cols;
+  if (data.length < need) throw new RangeError(`${what} has ${data.length} values, ${rows} rows × ${cols} need ${need}`);
+  return data.length === need ? data : data.subarray(0, need);
+}
+
+/** Loss and gradients of the mean soft-target cross-entropy, in `namedTensors` order (tests, gradient checks). */
+export async function lossAndGradients(
+  cfg: MlpConfig,
+  weights: MlpWeights,
+  batch: TrainBatch,
+  opts: OrtEngineOptions = {},
+): Promise<{ loss: number; grads: Float32Array[] }> {
+  assertWeightsMatch(cfg, weights);
+  const o = validateOptions(opts);
+  const n = batch.size;
+  const { session } = await openSession(
+    buildTrainGraph(cfg, { batch: n, mode: 'grads', matmul: o.matmul }),
+    o.executionProviders,
+    o.intraOpNumThreads,
+  );
+  try {
+    const feeds: Record<string, ort.Tensor> = {
+      [IO.x]: f32(exactRows(batch.x, n, cfg.inputDim, 'batch.x'), [n, cfg.inputDim]),
+      [IO.y]: f32(exactRows(batch.y, n, cfg.classes, 'batch.y'), [n, cfg.classes]),
+    };
+    for (const t of namedTensors(weights)) feeds[IO.param(t.name)] = f32(t.data, t.shape);
+    const out = await session.run(feeds);
+    return {
+      loss: (out[IO.loss].data as Float32Array)[0],
+      grads: paramSpecs(cfg).map((s) => out[IO.grad(s.name)].data as Float32Array),
+    };
+  } finally {
+    await session.release();
+  }
+}
