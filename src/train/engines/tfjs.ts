@@ -48,7 +48,7 @@ export function initTfjsBackend(): Promise<string> {
 
 /** a·b with gradients dA = dY·bᵀ and dB = aᵀ·dY, each a non-transposed product of an explicit transpose. */
 const matMul = tf.customGrad((a, b, save) => {
-  save([a as tf.Tensor2D, b as tf.Tensor2D]);
+  (save as tf.GradSaveFunc)([a as tf.Tensor2D, b as tf.Tensor2D]);
   return {
     value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
     gradFunc: (dy, saved) => {
@@ -61,7 +61,7 @@ const matMul = tf.customGrad((a, b, save) => {
 /** x·W for the stem, where x is data: only dW = xᵀ·dY is computed (dX would cost as much as the forward). */
 function stemMatMul(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
   const f = tf.customGrad((w, save) => {
-    save([]);
+    (save as tf.GradSaveFunc)([]);
     return {
       value: tf.matMul(x, w as tf.Tensor2D),
       gradFunc: (dy) => [tf.matMul(tf.transpose(x), dy as tf.Tensor2D)],
@@ -99,7 +99,7 @@ function forward(cfg: MlpConfig, p: Params, x: tf.Tensor2D): tf.Tensor2D {
 
 /** Mean over the batch of −Σ_k y_k·log softmax(z)_k: cross-entropy against soft (smoothed, mixed) targets. */
 function softCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
-  return tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), -1)));
+  return tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), -1))) as tf.Scalar;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
