@@ -47,9 +47,15 @@ export function genericLabels(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `class_${i}`);
 }
 
-/** Per-channel normalisation on the 0–255 scale, per data set (PAPER.md; Fashion-MNIST: 0.286/0.353 × 255). */
+/**
+ * Per-channel normalisation on the 0–255 scale, per data set. Fashion-MNIST: 0.286/0.353 × 255. CIFAR: the reference
+ * code's data_stats.py values (PAPER.md rounds them to 4 digits). ImageNet (also ImageNet-21k): PAPER.md.
+ */
 export const NORMALIZATIONS = Object.freeze({
   'fashion-mnist': { mean: [72.94], std: [90.02] },
-  cifar: { mean: [0.4914 * 255, 0.4822 * 255, 0.4465 * 255], std: [0.247 * 255, 0.2435 * 255, 0.2616 * 255] },
+  cifar: {
+    mean: [0.49139968 * 255, 0.48215827 * 255, 0.44653124 * 255],
+    std: [0.24703233 * 255, 0.24348505 * 255, 0.26158768 * 255],
+  },
   imagenet: { mean: [0.485 * 255, 0.456 * 255, 0.406 * 255], std: [0.229 * 255, 0.224 * 255, 0.225 * 255] },
 } as const);
