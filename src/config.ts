@@ -1,0 +1,164 @@
+// The service's whole configuration: one typed, frozen object read from the environment once at start-up.
+// Every variable is validated here, and a bad value fails start-up with a message naming the variable, so nothing
+// deeper in the code ever sees a string it has to re-check.
+
+import { availableParallelism } from 'node:os';
+
+export type ExecutionProvider = 'cuda' | 'cpu' | 'webgpu' | 'tensorrt';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  /** TCP port to listen on (0 picks a free one). Default 8080. */
+  port: number;
+  /** Interface to bind. Default 0.0.0.0. */
+  host: string;
+  /** Directory whose sub-directories each hold one model (model.onnx + model.json). Default `models`. */
+  modelsDir: string;
+  /** Model served when a request names none; undefined = the only model, else the first alphabetically. */
+  defaultModel: string | undefined;
+  /** Largest batch handed to onnxruntime; 1 turns batching off. Default 32. */
+  batchMaxSize: number;
+  /** Longest a request waits for companions, counted from the oldest queued request. Default 5 ms. */
+  batchMaxDelayMs: number;
+  /** Images waiting per model beyond which requests are shed with 503 + Retry-After. Default 1024. */
+  queueMax: number;
+  /** Deadline of one request from arrival; past it the answer is 504. Default 10000 ms. */
+  requestTimeoutMs: number;
+  /** Providers tried in order; a GPU provider that cannot start falls back to the next one. Default cuda,cpu. */
+  executionProviders: readonly ExecutionProvider[];
+  /** Fail start-up instead of falling back to CPU when the GPU provider cannot start. Default false. */
+  requireGpu: boolean;
+  /** onnxruntime intra-op threads per session. Default: cores / INFERENCE_WORKERS (at least 1). */
+  ortIntraOpThreads: number;
+  /** onnxruntime inter-op threads per session (only used by the parallel execution mode). Default 1. */
+  ortInterOpThreads: number;
+  /** worker_threads each holding a session per model; batches go to a free one. Default 1. */
+  inferenceWorkers: number;
+  /** libuv thread pool size (sharp decodes on it). Only readable here: libuv reads it from the environment
+   *  before any JavaScript runs, so it must be set where the process is started. Default 4 (libuv's). */
+  uvThreadpoolSize: number;
+  /** Largest request body: a raw image, or the sum of a multipart request's files. Default 10 MiB. */
+  maxBodyBytes: number;
+  /** Most file parts in one multipart request. Default 64. */
+  maxFiles: number;
+  /** Largest source image (width × height) decoded; larger ones are refused from their header. Default 40 MP. */
+  maxPixels: number;
+  /** After SIGTERM/SIGINT: time to finish accepted requests before exiting anyway. Default 10000 ms. */
+  shutdownGraceMs: number;
+  /** pino log level. Default info. */
+  logLevel: LogLevel;
+}
+
+/** Every environment variable this module reads (the k8s manifests are checked against this list). */
+export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
+  'PORT',
+  'HOST',
+  'MODELS_DIR',
+  'DEFAULT_MODEL',
+  'BATCH_MAX_SIZE',
+  'BATCH_MAX_DELAY_MS',
+  'QUEUE_MAX',
+  'REQUEST_TIMEOUT_MS',
+  'EXECUTION_PROVIDERS',
+  'REQUIRE_GPU',
+  'ORT_INTRA_OP_THREADS',
+  'ORT_INTER_OP_THREADS',
+  'INFERENCE_WORKERS',
+  'UV_THREADPOOL_SIZE',
+  'MAX_BODY_BYTES',
+  'MAX_FILES',
+  'MAX_PIXELS',
+  'SHUTDOWN_GRACE_MS',
+  'LOG_LEVEL',
+]);
+
+/** A variable with a bad value; the message names it and says what is accepted. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    detail: string,
+  ) {
+    super(`${variable} ${detail}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const PROVIDERS: readonly ExecutionProvider[] = ['cuda', 'cpu', 'webgpu', 'tensorrt'];
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const MODEL_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+type Env = Record<string, string | undefined>;
+
+function raw(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const v = raw(env, name);
+  if (v === undefined) return def;
+  if (!/^-?\d+$/.test(v)) throw new ConfigError(name, `must be an integer, got "${v}"`);
+  const n = Number(v);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string): boolean {
+  const v = raw(env, name)?.toLowerCase();
+  if (v === undefined || v === '0' || v === 'false' || v === 'no') return false;
+  if (v === '1' || v === 'true' || v === 'yes') return true;
+  throw new ConfigError(name, `must be 1/0 (or true/false), got "${v}"`);
+}
+
+function providers(env: Env): ExecutionProvider[] {
+  const v = raw(env, 'EXECUTION_PROVIDERS') ?? 'cuda,cpu';
+  const list = v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  if (list.length === 0) throw new ConfigError('EXECUTION_PROVIDERS', 'must name at least one provider');
+  for (const p of list)
+    if (!PROVIDERS.includes(p as ExecutionProvider))
+      throw new ConfigError('EXECUTION_PROVIDERS', `has unknown provider "${p}"; known: ${PROVIDERS.join(', ')}`);
+  if (new Set(list).size !== list.length) throw new ConfigError('EXECUTION_PROVIDERS', `lists a provider twice: "${v}"`);
+  return list as ExecutionProvider[];
+}
+
+/** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const executionProviders = providers(env);
+  const requireGpu = bool(env, 'REQUIRE_GPU');
+  if (requireGpu && !executionProviders.some((p) => p === 'cuda' || p === 'tensorrt'))
+    throw new ConfigError('REQUIRE_GPU', `is set but EXECUTION_PROVIDERS (${executionProviders.join(',')}) has no GPU provider`);
+
+  const defaultModel = raw(env, 'DEFAULT_MODEL');
+  if (defaultModel !== undefined && !MODEL_NAME_RE.test(defaultModel))
+    throw new ConfigError('DEFAULT_MODEL', `"${defaultModel}" is not a model name (letters, digits, ._-)`);
+
+  const logLevel = (raw(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
+  if (!LOG_LEVELS.includes(logLevel as LogLevel))
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+
+  const inferenceWorkers = int(env, 'INFERENCE_WORKERS', 1, 1, 64);
+  const cores = availableParallelism();
+
+  const config: Config = {
+    port: int(env, 'PORT', 8080, 0, 65535),
+    host: raw(env, 'HOST') ?? '0.0.0.0',
+    modelsDir: raw(env, 'MODELS_DIR') ?? 'models',
+    defaultModel,
+    batchMaxSize: int(env, 'BATCH_MAX_SIZE', 32, 1, 4096),
+    batchMaxDelayMs: int(env, 'BATCH_MAX_DELAY_MS', 5, 0, 10_000),
+    queueMax: int(env, 'QUEUE_MAX', 1024, 1, 1_000_000),
+    requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 10_000, 1, 3_600_000),
+    executionProviders: Object.freeze(executionProviders),
+    requireGpu,
+    ortIntraOpThreads: int(env, 'ORT_INTRA_OP_THREADS', Math.max(1, Math.floor(cores / inferenceWorkers)), 1, 1024),
+    ortInterOpThreads: int(env, 'ORT_INTER_OP_THREADS', 1, 1, 1024),
+    inferenceWorkers,
+    uvThreadpoolSize: int(env, 'UV_THREADPOOL_SIZE', 4, 1, 1024),
+    maxBodyBytes: int(env, 'MAX_BODY_BYTES', 10 * 1024 * 1024, 1024, 2 ** 31 - 1),
+    maxFiles: int(env, 'MAX_FILES', 64, 1, 10_000),
+    maxPixels: int(env, 'MAX_PIXELS', 40_000_000, 1, 268_402_689),
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
+    logLevel: logLevel as LogLevel,
+  };
+  return Object.freeze(config);
+}

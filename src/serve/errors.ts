@@ -1,0 +1,108 @@
+// Every error the API can answer with, in one table (code, message, status), and the one function that turns any
+// thrown error into the public body {"error":{"code","message"}}. Nothing else reaches a client: no stack trace, no
+// file path, no library message that could carry either. Client mistakes are 4xx; 5xx only for our own faults
+// (a worker that died, a failed run) and load shedding (503 with Retry-After, 504 past the deadline).
+
+import createError from '@fastify/error';
+import { ImageDecodeError } from '../data/preprocess.js';
+import { DeadlineError, QueueFullError } from './batcher.js';
+import { InferenceError, WorkerCrashedError } from './worker-pool.js';
+
+export const Errors = {
+  INVALID_PARAMETER: createError<'INVALID_PARAMETER', 400, [string]>('INVALID_PARAMETER', '%s', 400),
+  INVALID_REQUEST: createError<'INVALID_REQUEST', 400, [string]>('INVALID_REQUEST', '%s', 400),
+  EMPTY_BODY: createError<'EMPTY_BODY', 400, []>('EMPTY_BODY', 'the request has no image: send the image bytes as the body, or multipart/form-data file parts', 400),
+  NO_FILE: createError<'NO_FILE', 400, []>('NO_FILE', 'the multipart request has no file part', 400),
+  EMPTY_FILE: createError<'EMPTY_FILE', 400, [number]>('EMPTY_FILE', 'file part %d is empty', 400),
+  MALFORMED_MULTIPART: createError<'MALFORMED_MULTIPART', 400, []>('MALFORMED_MULTIPART', 'the multipart body is malformed or incomplete', 400),
+  UNDECODABLE_IMAGE: createError<'UNDECODABLE_IMAGE', 400, [string]>('UNDECODABLE_IMAGE', '%s', 400),
+  UNKNOWN_MODEL: createError<'UNKNOWN_MODEL', 404, [string]>('UNKNOWN_MODEL', 'no model named "%s"; GET /models lists them', 404),
+  NOT_FOUND: createError<'NOT_FOUND', 404, []>('NOT_FOUND', 'no such route; GET /docs/json lists the API', 404),
+  PAYLOAD_TOO_LARGE: createError<'PAYLOAD_TOO_LARGE', 413, [number]>('PAYLOAD_TOO_LARGE', 'the request body is over the limit of %d bytes', 413),
+  TOO_MANY_FILES: createError<'TOO_MANY_FILES', 413, [number]>('TOO_MANY_FILES', 'at most %d files per request', 413),
+  TOO_MANY_PIXELS: createError<'TOO_MANY_PIXELS', 413, [string]>('TOO_MANY_PIXELS', '%s', 413),
+  UNSUPPORTED_MEDIA_TYPE: createError<'UNSUPPORTED_MEDIA_TYPE', 415, [string]>('UNSUPPORTED_MEDIA_TYPE', '%s', 415),
+  INFERENCE_FAILED: createError<'INFERENCE_FAILED', 500, []>('INFERENCE_FAILED', 'inference failed', 500),
+  INTERNAL: createError<'INTERNAL', 500, []>('INTERNAL', 'internal error', 500),
+  NOT_READY: createError<'NOT_READY', 503, []>('NOT_READY', 'models are still loading; retry shortly', 503),
+  QUEUE_FULL: createError<'QUEUE_FULL', 503, [string]>('QUEUE_FULL', 'model %s is at capacity; retry shortly', 503),
+  WORKER_RESTARTING: createError<'WORKER_RESTARTING', 503, []>('WORKER_RESTARTING', 'the inference worker restarted while running this request; retry it', 503),
+  DEADLINE_EXCEEDED: createError<'DEADLINE_EXCEEDED', 504, [number]>('DEADLINE_EXCEEDED', 'the request did not complete within %d ms', 504),
+} as const;
+
+export type ErrorCode = keyof typeof Errors;
+
+const UNSUPPORTED_TYPE_MESSAGE =
+  'send the image as image/* or application/octet-stream, or as multipart/form-data file parts';
+
+/** Seconds a client should wait before retrying a 503. */
+export const RETRY_AFTER_SECONDS = 1;
+
+export interface PublicError {
+  status: number;
+  code: string;
+  message: string;
+  /** Seconds for the Retry-After header, on 503s. */
+  retryAfter?: number;
+}
+
+interface ErrorLike {
+  code?: unknown;
+  statusCode?: unknown;
+  validation?: unknown;
+  validationContext?: unknown;
+  message?: unknown;
+}
+
+/** Maps anything thrown while handling a request to what the client may see. */
+export function toPublicError(err: unknown, limits: { maxBodyBytes: number; maxFiles: number }): PublicError {
+  const pub = classify(err, limits);
+  return pub.status === 503 ? { ...pub, retryAfter: RETRY_AFTER_SECONDS } : pub;
+}
+
+function of(e: { code: string; statusCode: number; message: string }): PublicError {
+  return { status: e.statusCode, code: e.code, message: e.message };
+}
+
+function classify(err: unknown, limits: { maxBodyBytes: number; maxFiles: number }): PublicError {
+  if (err instanceof ImageDecodeError) {
+    if (err.kind === 'too_many_pixels') return of(Errors.TOO_MANY_PIXELS(err.message));
+    if (err.kind === 'unsupported_format') return of(Errors.UNSUPPORTED_MEDIA_TYPE(err.message));
+    return of(Errors.UNDECODABLE_IMAGE(err.message));
+  }
+  if (err instanceof QueueFullError) return of(Errors.QUEUE_FULL(err.model));
+  if (err instanceof DeadlineError) return of(Errors.DEADLINE_EXCEEDED(err.timeoutMs));
+  if (err instanceof WorkerCrashedError) return of(Errors.WORKER_RESTARTING());
+  if (err instanceof InferenceError) return of(Errors.INFERENCE_FAILED());
+
+  const e = (typeof err === 'object' && err !== null ? err : {}) as ErrorLike;
+  const code = typeof e.code === 'string' ? e.code : '';
+  if (code in Errors && typeof e.statusCode === 'number' && typeof e.message === 'string')
+    return { status: e.statusCode, code, message: e.message };
+  // Schema validation: fastify's message names the part and field ("querystring/top_k must be >= 1").
+  if (Array.isArray(e.validation) && typeof e.message === 'string') return of(Errors.INVALID_PARAMETER(e.message));
+  switch (code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+    case 'FST_REQ_FILE_TOO_LARGE':
+    case 'FST_PARTS_LIMIT':
+    case 'FST_FIELDS_LIMIT':
+      return of(Errors.PAYLOAD_TOO_LARGE(limits.maxBodyBytes));
+    case 'FST_FILES_LIMIT':
+      return of(Errors.TOO_MANY_FILES(limits.maxFiles));
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_EMPTY_TYPE':
+    case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
+      return of(Errors.UNSUPPORTED_MEDIA_TYPE(UNSUPPORTED_TYPE_MESSAGE));
+    case 'FST_MP_PREMATURE_CLOSE':
+    case 'FST_PROTO_VIOLATION':
+      return of(Errors.MALFORMED_MULTIPART());
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return of(Errors.INVALID_REQUEST('the Content-Length header does not match the body'));
+  }
+  // Any other client error fastify raised: keep its status, not its wording (it may name internals).
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500)
+    return { status: e.statusCode, code: 'INVALID_REQUEST', message: 'the request could not be processed' };
+  return of(Errors.INTERNAL());
+}
+
+export { UNSUPPORTED_TYPE_MESSAGE };

@@ -1,0 +1,76 @@
+// Metrics plugin: owns the app's prom-client Registry, times every HTTP request, counts inference requests by
+// outcome, and serves GET /metrics in the Prometheus text format.
+
+import fp from 'fastify-plugin';
+import { Registry } from 'prom-client';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createMetrics, outcomeOf, type Metrics } from '../metrics.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: Metrics;
+  }
+  interface FastifyRequest {
+    /** Model the handler resolved (label of the inference metrics). */
+    modelName?: string;
+    /** Public error code of the response, set by the error handler. */
+    errorCode?: string;
+  }
+  interface FastifyContextConfig {
+    /** Marks /classify and /embed: counted in mlp_requests_total and mlp_rejections_total. */
+    inference?: boolean;
+  }
+}
+
+const COUNTED = Symbol('mlp.inflightCounted');
+type Tracked = FastifyRequest & { [COUNTED]?: boolean };
+
+async function metricsPlugin(app: FastifyInstance): Promise<void> {
+  const metrics = createMetrics(new Registry());
+  app.decorate('metrics', metrics);
+  app.decorateRequest('modelName', undefined);
+  app.decorateRequest('errorCode', undefined);
+
+  const finish = (req: Tracked) => {
+    if (!req[COUNTED]) return false;
+    req[COUNTED] = false;
+    metrics.inflightRequests.dec();
+    return true;
+  };
+
+  app.addHook('onRequest', async (req: Tracked) => {
+    req[COUNTED] = true;
+    metrics.inflightRequests.inc();
+  });
+  app.addHook('onRequestAbort', async (req: Tracked) => {
+    finish(req);
+  });
+  app.addHook('onResponse', async (req: Tracked, reply: FastifyReply) => {
+    finish(req);
+    const route = req.routeOptions.url ?? 'unmatched';
+    const status = reply.statusCode;
+    metrics.httpRequestDuration.observe({ route, method: req.method, status: String(status) }, reply.elapsedTime / 1000);
+    if (!req.routeOptions.config?.inference) return;
+    const model = req.modelName ?? 'unknown';
+    metrics.requestsTotal.inc({ route, model, outcome: outcomeOf(status) });
+    // Refusals: every 4xx, load shedding (503) and deadlines (504); 500s are our faults, counted as outcome=error.
+    if (req.errorCode && status !== 500) metrics.rejectionsTotal.inc({ model, reason: req.errorCode.toLowerCase() });
+  });
+
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        summary: 'Prometheus metrics (text exposition format)',
+        tags: ['operations'],
+        produces: ['text/plain'],
+      },
+    },
+    async (_req, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+  );
+}
+
+export default fp(metricsPlugin, { name: 'mlp-metrics', fastify: '5.x' });

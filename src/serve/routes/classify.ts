@@ -1,0 +1,43 @@
+// POST /classify: one image (raw body) or several (multipart file parts) → softmax top-k per image.
+
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../../config.js';
+import { readUpload } from '../inputs.js';
+import { runImages, topK } from '../inference.js';
+import { ClassifyQuery, ClassifyResponse, IMAGE_CONSUMES, errorResponses } from '../schemas.js';
+
+export default async function classifyRoute(app: FastifyInstance, opts: { config: Readonly<Config> }): Promise<void> {
+  const { config } = opts;
+  app.post<{ Querystring: ClassifyQuery }>(
+    '/classify',
+    {
+      config: { inference: true },
+      schema: {
+        summary: 'Classify images',
+        description:
+          'Body: the image bytes (Content-Type image/* or application/octet-stream) → {model, predictions}; or ' +
+          'multipart/form-data with 1..MAX_FILES file parts → {model, results:[{predictions}]} in part order. ' +
+          'Scores are softmax probabilities, highest first.',
+        tags: ['inference'],
+        consumes: IMAGE_CONSUMES,
+        querystring: ClassifyQuery,
+        response: { 200: ClassifyResponse, ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const model = app.models.resolve(req.query.model);
+      req.modelName = model.name;
+      const upload = await readUpload(req, config);
+      const outs = await runImages(model, upload.images, {
+        maxPixels: config.maxPixels,
+        timeoutMs: config.requestTimeoutMs,
+        remainingMs: () => config.requestTimeoutMs - reply.elapsedTime,
+        metrics: app.metrics,
+      });
+      const labels = model.card.labels;
+      const k = req.query.top_k;
+      if (!upload.multipart) return { model: model.name, predictions: topK(outs[0].logits, labels, k) };
+      return { model: model.name, results: outs.map((o) => ({ predictions: topK(o.logits, labels, k) })) };
+    },
+  );
+}

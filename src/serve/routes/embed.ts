@@ -1,0 +1,41 @@
+// POST /embed: the model's embedding (the head's input, `width` values) of one image or of each file part.
+
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../../config.js';
+import { readUpload } from '../inputs.js';
+import { runImages } from '../inference.js';
+import { EmbedResponse, IMAGE_CONSUMES, ModelQuery, errorResponses } from '../schemas.js';
+
+export default async function embedRoute(app: FastifyInstance, opts: { config: Readonly<Config> }): Promise<void> {
+  const { config } = opts;
+  app.post<{ Querystring: ModelQuery }>(
+    '/embed',
+    {
+      config: { inference: true },
+      schema: {
+        summary: 'Embed images',
+        description:
+          'Same inputs as /classify. Raw body → {model, dim, embedding}; multipart → {model, dim, embeddings} in ' +
+          'part order. The embedding is the final residual stream (the head\'s input), not normalised.',
+        tags: ['inference'],
+        consumes: IMAGE_CONSUMES,
+        querystring: ModelQuery,
+        response: { 200: EmbedResponse, ...errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const model = app.models.resolve(req.query.model);
+      req.modelName = model.name;
+      const upload = await readUpload(req, config);
+      const outs = await runImages(model, upload.images, {
+        maxPixels: config.maxPixels,
+        timeoutMs: config.requestTimeoutMs,
+        remainingMs: () => config.requestTimeoutMs - reply.elapsedTime,
+        metrics: app.metrics,
+      });
+      const dim = model.card.embeddingDim;
+      if (!upload.multipart) return { model: model.name, dim, embedding: Array.from(outs[0].embedding) };
+      return { model: model.name, dim, embeddings: outs.map((o) => Array.from(o.embedding)) };
+    },
+  );
+}

@@ -1,0 +1,25 @@
+// GET /models: what is served, with each model's labels, input geometry, embedding size and provider.
+
+import type { FastifyInstance } from 'fastify';
+import { ModelsResponse } from '../schemas.js';
+
+export default async function modelsRoute(app: FastifyInstance): Promise<void> {
+  app.get(
+    '/models',
+    { schema: { summary: 'List the served models', tags: ['models'], response: { 200: ModelsResponse } } },
+    async () => ({
+      models: app.models.list.map((m) => ({
+        name: m.name,
+        default: m.isDefault,
+        version: m.card.version,
+        arch: m.card.arch.name,
+        labels: m.card.labels,
+        input: { width: m.card.input.width, height: m.card.input.height, channels: m.card.input.channels },
+        embeddingDim: m.card.embeddingDim,
+        params: m.card.params,
+        flopsPerImage: m.card.flopsPerImage,
+        provider: m.provider ?? null,
+      })),
+    }),
+  );
+}

@@ -1,0 +1,80 @@
+// TypeBox schemas of the HTTP API: they validate requests, serialise responses, type the handlers and generate the
+// OpenAPI document, all from one source.
+
+import { Type, type Static } from '@sinclair/typebox';
+
+export const ModelName = Type.String({
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
+  description: 'A served model name (GET /models); default: the default model.',
+});
+
+export const ModelQuery = Type.Object({ model: Type.Optional(ModelName) }, { additionalProperties: false });
+export type ModelQuery = Static<typeof ModelQuery>;
+
+export const ClassifyQuery = Type.Object(
+  {
+    model: Type.Optional(ModelName),
+    top_k: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'How many classes to return, most probable first.' }),
+  },
+  { additionalProperties: false },
+);
+export type ClassifyQuery = Static<typeof ClassifyQuery>;
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: 'Stable machine-readable code, e.g. UNDECODABLE_IMAGE.' }),
+      message: Type.String(),
+    }),
+  },
+  { description: 'Every error: {"error":{"code","message"}}.' },
+);
+
+export const Prediction = Type.Object({
+  index: Type.Integer({ minimum: 0 }),
+  label: Type.String(),
+  score: Type.Number({ description: 'Softmax probability.' }),
+});
+
+export const ClassifyResponse = Type.Union([
+  Type.Object({ model: Type.String(), predictions: Type.Array(Prediction) }),
+  Type.Object({ model: Type.String(), results: Type.Array(Type.Object({ predictions: Type.Array(Prediction) })) }),
+]);
+
+export const EmbedResponse = Type.Union([
+  Type.Object({ model: Type.String(), dim: Type.Integer(), embedding: Type.Array(Type.Number()) }),
+  Type.Object({ model: Type.String(), dim: Type.Integer(), embeddings: Type.Array(Type.Array(Type.Number())) }),
+]);
+
+export const ModelInfo = Type.Object({
+  name: Type.String(),
+  default: Type.Boolean(),
+  version: Type.String(),
+  arch: Type.String({ description: 'B_<depth>-Wi_<width>' }),
+  labels: Type.Array(Type.String()),
+  input: Type.Object({ width: Type.Integer(), height: Type.Integer(), channels: Type.Integer() }),
+  embeddingDim: Type.Integer(),
+  params: Type.Integer(),
+  flopsPerImage: Type.Integer(),
+  provider: Type.Union([Type.String(), Type.Null()], { description: 'Execution provider running it; null while loading.' }),
+});
+
+export const ModelsResponse = Type.Object({ models: Type.Array(ModelInfo) });
+
+export const ReadyResponse = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('loading'), Type.Literal('draining'), Type.Literal('failed')]),
+  models: Type.Array(Type.Object({ name: Type.String(), provider: Type.Union([Type.String(), Type.Null()]) })),
+});
+
+/** Error responses every inference route can give (for the OpenAPI document). */
+export const errorResponses = {
+  400: ErrorBody,
+  404: ErrorBody,
+  413: ErrorBody,
+  415: ErrorBody,
+  500: ErrorBody,
+  503: ErrorBody,
+  504: ErrorBody,
+};
+
+export const IMAGE_CONSUMES = ['image/png', 'image/jpeg', 'image/webp', 'image/gif', 'image/tiff', 'application/octet-stream', 'multipart/form-data'];

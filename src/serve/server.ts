@@ -1,0 +1,67 @@
+// `npm start`: reads the config, builds the app, listens on $HOST:$PORT, and drains gracefully on SIGTERM/SIGINT:
+// /readyz turns 503 at once, the listener closes, accepted requests finish, and the process exits 0, or 1 if the
+// grace period (SHUTDOWN_GRACE_MS) runs out first.
+
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { buildApp } from './app.js';
+
+async function main(): Promise<void> {
+  let config: Readonly<Config>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`configuration error: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+
+  let app;
+  try {
+    app = await buildApp(config);
+    await app.ready();
+  } catch (err) {
+    // Bad model cards, a missing MODELS_DIR, an unknown DEFAULT_MODEL: say which, and stop.
+    console.error(`start-up failed: ${(err as Error).message}`);
+    process.exit(1);
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.serving.draining = true;
+    app.log.info({ signal }, 'draining: readiness is 503, finishing accepted requests');
+    const force = setTimeout(() => {
+      app.log.error(`shutdown grace of ${config.shutdownGraceMs} ms ran out with requests still open; exiting`);
+      process.exit(1);
+    }, config.shutdownGraceMs);
+    force.unref();
+    app.close().then(
+      () => {
+        app.log.info('drained; exiting');
+        process.exit(0);
+      },
+      (err: Error) => {
+        app.log.error({ err }, 'error while closing');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  await app.listen({ port: config.port, host: config.host });
+  try {
+    await app.models.whenReady();
+    app.log.info({ models: app.models.list.map((m) => `${m.name} (${m.provider})`) }, 'ready');
+  } catch (err) {
+    // e.g. REQUIRE_GPU=1 without a usable GPU, or a model.onnx onnxruntime cannot open.
+    app.log.fatal(`start-up failed: ${(err as Error).message}`);
+    await app.close().catch(() => undefined);
+    process.exit(1);
+  }
+}
+
+void main();

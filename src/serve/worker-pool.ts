@@ -1,0 +1,239 @@
+// The main thread's handle on the inference workers: starts them, hands each free worker one batch at a time, routes
+// results back, and replaces a worker that dies (its in-flight batch fails with WorkerCrashedError, nothing else).
+
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
+import { dirname, extname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { ExecutionProvider } from '../config.js';
+import type { FromWorker, RunRequest, WorkerInit } from './worker-protocol.js';
+
+export interface BatchResult {
+  /** [size, classes] */
+  logits: Float32Array;
+  /** [size, embeddingDim] */
+  embedding: Float32Array;
+  /** session.run wall time, in the worker. */
+  runMs: number;
+}
+
+/** The worker running a batch died; the batch's requests get 503 and may be retried. */
+export class WorkerCrashedError extends Error {
+  constructor(detail: string) {
+    super(`inference worker stopped: ${detail}`);
+    this.name = 'WorkerCrashedError';
+  }
+}
+
+/** onnxruntime refused or failed a batch (a server-side fault, not the client's). */
+export class InferenceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InferenceError';
+  }
+}
+
+export interface PoolLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+export interface PoolOptions {
+  workers: number;
+  init: WorkerInit;
+  log: PoolLogger;
+  /** Delay before replacing a worker whose replacement also failed to start. Default 1000 ms. */
+  restartBackoffMs?: number;
+}
+
+interface Job {
+  id: number;
+  req: RunRequest;
+  resolve: (r: BatchResult) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  index: number;
+  worker: Worker;
+  ready: boolean;
+  job: Job | undefined;
+  exited: boolean;
+}
+
+// Under tsx or vitest the sources are .ts and the worker needs tsx's loader too. Node 20 ignores `--import` hooks
+// for a worker's entry module, so a .ts worker starts from a one-line bootstrap that registers tsx first.
+// A tsc build (.js) starts the worker file directly.
+const SELF_EXT = extname(fileURLToPath(import.meta.url));
+const WORKER_URL = new URL(`./inference-worker${SELF_EXT}`, import.meta.url);
+
+function tsxApiUrl(): string {
+  // tsx/esm/api has an ESM entry and a CJS one; the ESM one is the entry of the package's "import" condition.
+  const require = createRequire(import.meta.url);
+  const pkgFile = require.resolve('tsx/package.json');
+  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { exports: Record<string, { import?: string | { default?: string } }> };
+  const imp = pkg.exports['./esm/api']?.import;
+  const rel = typeof imp === 'string' ? imp : imp?.default;
+  if (!rel) throw new Error('tsx/esm/api has no ESM entry');
+  return pathToFileURL(join(dirname(pkgFile), rel)).href;
+}
+
+function workerEntry(): { entry: string | URL; eval: boolean } {
+  if (SELF_EXT !== '.ts') return { entry: WORKER_URL, eval: false };
+  const tsxApi = tsxApiUrl();
+  const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
+  return { entry: code, eval: true };
+}
+
+/**
+ * Events: 'free' when a worker can take a batch (batchers wait for it), 'replaced' (index) when a dead worker's
+ * successor is ready.
+ */
+export class InferencePool extends EventEmitter {
+  private readonly slots: Slot[] = [];
+  private readonly backlog: Job[] = [];
+  private nextId = 1;
+  private closing = false;
+  private _providers: Record<string, ExecutionProvider> = {};
+  /** Workers that died and were replaced since start (exposed for /readyz and tests). */
+  restarts = 0;
+
+  private constructor(private readonly opts: PoolOptions) {
+    super();
+  }
+
+  /** Starts every worker and resolves once all have loaded and warmed up every model. */
+  static async create(opts: PoolOptions): Promise<InferencePool> {
+    if (!Number.isInteger(opts.workers) || opts.workers < 1) throw new RangeError(`workers must be ≥ 1, got ${opts.workers}`);
+    const pool = new InferencePool(opts);
+    try {
+      await Promise.all(Array.from({ length: opts.workers }, (_, i) => pool.spawn(i)));
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  /** Provider per model name, as the workers reported it. */
+  get providers(): Readonly<Record<string, ExecutionProvider>> {
+    return this._providers;
+  }
+
+  /** Workers ready and idle right now. */
+  freeSlots(): number {
+    let n = 0;
+    for (const s of this.slots) if (s.ready && !s.job) n++;
+    return n - this.backlog.length;
+  }
+
+  /** Live worker handles (tests terminate one to prove crash recovery). */
+  get workers(): readonly Worker[] {
+    return this.slots.map((s) => s.worker);
+  }
+
+  /** Runs one batch on a free worker, or on the first one to become free. `input` is transferred. */
+  run(model: string, input: Float32Array, size: number): Promise<BatchResult> {
+    if (this.closing) return Promise.reject(new WorkerCrashedError('the pool is closing'));
+    return new Promise<BatchResult>((resolve, reject) => {
+      const id = this.nextId++;
+      const job: Job = { id, req: { type: 'run', id, model, size, input }, resolve, reject };
+      const slot = this.slots.find((s) => s.ready && !s.job);
+      if (slot) this.dispatch(slot, job);
+      else this.backlog.push(job);
+    });
+  }
+
+  /** Terminates every worker; batches still running fail with WorkerCrashedError. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const j of this.backlog.splice(0)) j.reject(new WorkerCrashedError('the pool is closing'));
+    await Promise.all(this.slots.map((s) => (s.exited ? undefined : s.worker.terminate())));
+  }
+
+  private dispatch(slot: Slot, job: Job): void {
+    slot.job = job;
+    slot.worker.postMessage(job.req, [job.req.input.buffer as ArrayBuffer]);
+  }
+
+  private spawn(index: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const { entry, eval: isEval } = workerEntry();
+      const worker = new Worker(entry, { eval: isEval, workerData: this.opts.init, name: `inference-${index}` });
+      const slot: Slot = { index, worker, ready: false, job: undefined, exited: false };
+      this.slots[index] = slot;
+      let started = false;
+
+      worker.on('message', (msg: FromWorker) => {
+        switch (msg.type) {
+          case 'log':
+            this.opts.log[msg.level](`inference worker ${index}: ${msg.message}`);
+            break;
+          case 'ready':
+            started = true;
+            slot.ready = true;
+            this._providers = { ...this._providers, ...msg.providers };
+            this.opts.log.info(`inference worker ${index} ready (warm-up ${msg.warmupMs.toFixed(0)} ms)`);
+            resolve();
+            this.onFree(slot);
+            break;
+          case 'init-error':
+            reject(new Error(msg.message));
+            void worker.terminate();
+            break;
+          case 'result':
+          case 'error': {
+            const job = slot.job;
+            if (!job || job.id !== msg.id) break;
+            slot.job = undefined;
+            if (msg.type === 'result') job.resolve({ logits: msg.logits, embedding: msg.embedding, runMs: msg.runMs });
+            else job.reject(new InferenceError(msg.message));
+            this.onFree(slot);
+            break;
+          }
+        }
+      });
+      worker.on('error', (err) => {
+        this.opts.log.error(`inference worker ${index} failed: ${err.message}`);
+        if (!started) reject(err);
+      });
+      worker.on('exit', (code) => {
+        slot.exited = true;
+        slot.ready = false;
+        const job = slot.job;
+        slot.job = undefined;
+        if (!started) {
+          reject(new Error(`inference worker ${index} exited with code ${code} before it was ready`));
+          return;
+        }
+        job?.reject(new WorkerCrashedError(`exit code ${code}`));
+        if (this.closing) return;
+        this.opts.log.error(`inference worker ${index} exited (code ${code}); starting a replacement`);
+        this.replace(index);
+      });
+    });
+  }
+
+  private replace(index: number): void {
+    this.spawn(index).then(
+      () => {
+        this.restarts++;
+        this.emit('replaced', index);
+      },
+      (err: Error) => {
+        if (this.closing) return;
+        this.opts.log.error(`replacement inference worker ${index} failed to start: ${err.message}`);
+        setTimeout(() => this.replace(index), this.opts.restartBackoffMs ?? 1000).unref();
+      },
+    );
+  }
+
+  private onFree(slot: Slot): void {
+    const next = this.backlog.shift();
+    if (next) this.dispatch(slot, next);
+    else this.emit('free');
+  }
+}

@@ -1,0 +1,51 @@
+// The messages between the main thread and an inference worker: plain data, so both sides agree on one type.
+
+import type { ExecutionProvider } from '../config.js';
+
+export interface WorkerModel {
+  name: string;
+  /** Absolute path of model.onnx. */
+  path: string;
+  /** C·H·W values per image. */
+  inputDim: number;
+  classes: number;
+  embeddingDim: number;
+}
+
+/** `workerData` of every inference worker. */
+export interface WorkerInit {
+  models: WorkerModel[];
+  providers: ExecutionProvider[];
+  requireGpu: boolean;
+  intraOpThreads: number;
+  interOpThreads: number;
+  /** Batch sizes run once per model before the worker reports ready. */
+  warmupSizes: number[];
+}
+
+/** Main → worker: run one batch. `input` is row-major [size, inputDim], its buffer transferred. */
+export interface RunRequest {
+  type: 'run';
+  id: number;
+  model: string;
+  size: number;
+  input: Float32Array;
+}
+
+export type ToWorker = RunRequest;
+
+export type FromWorker =
+  | { type: 'log'; level: 'warn' | 'info'; message: string }
+  | { type: 'ready'; providers: Record<string, ExecutionProvider>; warmupMs: number }
+  | { type: 'init-error'; message: string; gpuRequired: boolean }
+  | {
+      type: 'result';
+      id: number;
+      /** [size, classes] */
+      logits: Float32Array;
+      /** [size, embeddingDim] */
+      embedding: Float32Array;
+      /** Wall time of session.run alone. */
+      runMs: number;
+    }
+  | { type: 'error'; id: number; message: string };
