@@ -74,9 +74,10 @@ function maxAbsDiff(a: number[][], b: number[][]): number {
 const geometry = (card: ModelCard) => ({ width: card.input.width, height: card.input.height, channels: card.input.channels });
 
 describe('import of torch.save checkpoints (parity with PyTorch)', () => {
-  it('B_2-Wi_64 CIFAR-10, with config.txt: PNG → preprocessImage → onnxruntime matches PyTorch within 1e-4', async () => {
+  it('B_2-Wi_64 CIFAR-10, with the pre-training config.txt: PNG → preprocessImage → onnxruntime matches PyTorch within 1e-4', async () => {
     const out = join(work, 'model-a');
-    const config = JSON.parse(await readFile(fx.a.config, 'utf8'));
+    // As upstream ships them: a fine-tuned checkpoint beside its pre-training config.txt (ImageNet-21k head).
+    const config = { ...JSON.parse(await readFile(fx.a.config, 'utf8')), num_classes: 11230, dataset: 'imagenet21' };
     const card = await importCheckpoint({ checkpoint: fx.a.checkpoint, out, name: 'model-a', dataset: 'cifar10', arch: 'B_2-Wi_64', config });
     expect(card.labels).toEqual([...CIFAR10_LABELS]);
     expect(card.input).toEqual({ width: 64, height: 64, channels: 3, layout: 'CHW' });
