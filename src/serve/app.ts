@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import type { Config } from '../config.js';
-import { Errors, toPublicError } from './errors.js';
+import { Errors, RETRY_AFTER_SECONDS, toPublicError } from './errors.js';
 import { isPartAFile } from './inputs.js';
 import metricsPlugin from './plugins/metrics.js';
 import modelsPlugin from './plugins/models.js';
@@ -27,6 +27,8 @@ declare module 'fastify' {
   }
 }
 
+const OPEN_WHILE_DRAINING = new Set(['/healthz', '/readyz', '/metrics']);
+
 export interface BuildOptions {
   /** Overrides the logger built from config.logLevel (tests pass false). */
   logger?: FastifyServerOptions['logger'];
@@ -38,7 +40,8 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
     bodyLimit: config.maxBodyBytes,
     // One line per request at info would dominate the log under load; errors are logged by the handler below.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // Draining is answered by our own hook below, in the API's error format.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
   });
   app.decorate('config', config);
@@ -86,6 +89,15 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
     req.errorCode = pub.code;
     if (pub.retryAfter !== undefined) reply.header('retry-after', String(pub.retryAfter));
     return reply.code(pub.status).send({ error: { code: pub.code, message: pub.message } });
+  });
+  // After SIGTERM: requests still arriving on open keep-alive connections are turned away (probes excepted), so
+  // only what was accepted before finishes.
+  app.addHook('onRequest', async (req, reply) => {
+    if (!app.serving.draining || OPEN_WHILE_DRAINING.has(req.url)) return;
+    const e = Errors.SHUTTING_DOWN();
+    req.errorCode = e.code;
+    reply.header('connection', 'close').header('retry-after', String(RETRY_AFTER_SECONDS));
+    return reply.code(503).send({ error: { code: e.code, message: e.message } });
   });
   app.setNotFoundHandler((req, reply) => {
     // The URL is not echoed: it is the client's, but a response should never carry path-like text.

@@ -26,6 +26,7 @@ export const Errors = {
   INTERNAL: createError<'INTERNAL', 500, []>('INTERNAL', 'internal error', 500),
   NOT_READY: createError<'NOT_READY', 503, []>('NOT_READY', 'models are still loading; retry shortly', 503),
   QUEUE_FULL: createError<'QUEUE_FULL', 503, [string]>('QUEUE_FULL', 'model %s is at capacity; retry shortly', 503),
+  SHUTTING_DOWN: createError<'SHUTTING_DOWN', 503, []>('SHUTTING_DOWN', 'the server is shutting down; retry on another instance', 503),
   WORKER_RESTARTING: createError<'WORKER_RESTARTING', 503, []>('WORKER_RESTARTING', 'the inference worker restarted while running this request; retry it', 503),
   DEADLINE_EXCEEDED: createError<'DEADLINE_EXCEEDED', 504, [number]>('DEADLINE_EXCEEDED', 'the request did not complete within %d ms', 504),
 } as const;

@@ -89,8 +89,8 @@ function workerEntry(): { entry: string | URL; eval: boolean } {
 }
 
 /**
- * Events: 'free' when a worker can take a batch (batchers wait for it), 'replaced' (index) when a dead worker's
- * successor is ready.
+ * Events: 'free' when a worker can take a batch (batchers wait for it), 'dispatch' (index, model, size) when a batch
+ * is handed to a worker, 'replaced' (index) when a dead worker's successor is ready.
  */
 export class InferencePool extends EventEmitter {
   private readonly slots: Slot[] = [];
@@ -157,6 +157,7 @@ export class InferencePool extends EventEmitter {
   private dispatch(slot: Slot, job: Job): void {
     slot.job = job;
     slot.worker.postMessage(job.req, [job.req.input.buffer as ArrayBuffer]);
+    this.emit('dispatch', slot.index, job.req.model, job.req.size);
   }
 
   private spawn(index: number): Promise<void> {
