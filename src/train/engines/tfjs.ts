@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { namedTensors, LAYER_NORM_EPS, assertWeightsMatch, type MlpConfig, type MlpWeights } from '../../model/mlp.js';
+import { weightsFromArrays } from '../checkpoint.js';
 import { lionUpdate } from '../lion.js';
 import type { Engine, OptimizerState, StepHyper, TrainBatch } from './engine.js';
 
@@ -187,17 +188,7 @@ class TfjsEngine implements Engine {
   }
 
   async readWeights(): Promise<MlpWeights> {
-    const cfg = this.config();
-    const copy = this.master.map((a) => Float32Array.from(a));
-    let k = 0;
-    const lin = () => ({ weight: copy[k++], bias: copy[k++] });
-    const stem = lin();
-    const blocks = [];
-    for (let i = 0; i < cfg.depth; i++) {
-      const norm = { gamma: copy[k++], beta: copy[k++] };
-      blocks.push({ norm, expand: lin(), collapse: lin() });
-    }
-    return { stem, blocks, head: lin() };
+    return weightsFromArrays(this.config(), this.master.map((a) => Float32Array.from(a)));
   }
 
   async readMomentum(): Promise<OptimizerState> {
