@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LAYER_NORM_EPS, forwardReference, gelu, initWeights, namedTensors, type MlpConfig, type MlpWeights } from '../../src/model/mlp.js';
 import { createRng, normal } from '../../src/util/rng.js';
 import type { StepHyper, TrainBatch } from '../../src/train/engines/engine.js';
-import { OrtEngine, createEngine, lossAndGradients } from '../../src/train/engines/ort.js';
+import { OrtEngine, createEngine, lionInPlace, lossAndGradients, type LionPlacement } from '../../src/train/engines/ort.js';
+import { lionUpdate } from '../../src/train/lion.js';
 import { buildTrainGraph, paramSpecs } from '../../src/train/engines/ort-graph.js';
 
 const CFG: MlpConfig = { depth: 2, width: 8, expansion: 4, inputDim: 12, classes: 5 };
@@ -131,8 +132,8 @@ const engines: OrtEngine[] = [];
 afterAll(async () => {
   await Promise.all(engines.map((e) => e.dispose()));
 });
-function newEngine(): OrtEngine {
-  const e = new OrtEngine(OPTS);
+function newEngine(lion?: LionPlacement): OrtEngine {
+  const e = new OrtEngine({ ...OPTS, lion });
   engines.push(e);
   return e;
 }
@@ -172,12 +173,12 @@ describe('ort training graph', () => {
 describe('OrtEngine', () => {
   const hyper: StepHyper = { lr: 0.01, beta1: 0.9, beta2: 0.99, weightDecay: 0.1, bodyLrScale: 0.5 };
 
-  it('three LION steps match the float64 reference: loss, weights and momenta within 1e-4 relative', async () => {
+  it.each(['host', 'graph'] as const)('three LION steps (%s) match the float64 reference: loss, weights and momenta within 1e-4 relative', async (lion) => {
     const w = initWeights(CFG, 7);
     const rng = createRng(8);
     // Non-zero starting momenta exercise β1/β2 mixing and the resume path of init().
     const m0 = namedTensors(w).map((t) => Float32Array.from(t.data, () => 0.01 * normal(rng)));
-    const engine = newEngine();
+    const engine = newEngine(lion);
     await engine.init(CFG, w, m0);
     const p = toParams64(w);
     const m = m0.map((t) => Float64Array.from(t));
@@ -199,9 +200,9 @@ describe('OrtEngine', () => {
     expect(Math.abs(now[0] - start[0])).toBeGreaterThan(0.005);
   });
 
-  it('predict gives the reference logits, and a different batch size gets its own step graph', async () => {
+  it.each(['host', 'graph'] as const)('predict gives the reference logits, and a different batch size gets its own step graph (%s)', async (lion) => {
     const w = initWeights(CFG, 9);
-    const engine = newEngine();
+    const engine = newEngine(lion);
     await engine.init(CFG, w);
     const b = randomBatch(CFG, 5, 10);
     const got = await engine.predict(b.x, b.size);
@@ -231,6 +232,20 @@ describe('OrtEngine', () => {
     expect(engine.provider).toBe('cpu');
   });
 
+  it('the host-side LION kernel is bit-identical to the reference lionUpdate, including zero directions', () => {
+    const rng = createRng(15);
+    const n = 1000;
+    const p = Float32Array.from({ length: n }, () => normal(rng));
+    const m = Float32Array.from({ length: n }, () => 0.1 * normal(rng));
+    const g = Float32Array.from({ length: n }, (_, i) => (i % 10 === 0 ? 0 : normal(rng)));
+    m.fill(0, 0, 50); // with g = 0 too, c = 0: only decayed
+    const [p2, m2] = [p.slice(), m.slice()];
+    lionInPlace(p, m, g, 0.003, 1 - 0.003 * 0.2, 0.9, 0.99);
+    lionUpdate(p2, g, m2, { lr: 0.003, weightDecay: 0.2, beta1: 0.9, beta2: 0.99 });
+    expect(p).toEqual(p2);
+    expect(m).toEqual(m2);
+  });
+
   it('BAD CALL - step before init, short inputs, non-finite lr, wrong momentum count', async () => {
     const engine = newEngine();
     await expect(engine.step(randomBatch(CFG, 2, 1), hyper)).rejects.toThrow(/call init\(\)/);
@@ -240,6 +255,7 @@ describe('OrtEngine', () => {
     await expect(engine.step(b, { ...hyper, lr: NaN })).rejects.toThrow(/lr is NaN/);
     await expect(engine.init(CFG, initWeights(CFG, 1), [new Float32Array(1)])).rejects.toThrow(/momentum has 1 tensors/);
     expect(() => new OrtEngine({ intraOpNumThreads: 0 })).toThrow(RangeError);
+    expect(() => new OrtEngine({ lion: 'gpu' as LionPlacement })).toThrow(/lion "gpu"/);
     expect(() => buildTrainGraph(CFG, { batch: 0, mode: 'step' })).toThrow(/batch 0/);
   });
 });
