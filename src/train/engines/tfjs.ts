@@ -103,6 +103,39 @@ function softCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar 
   return tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), -1))) as tf.Scalar;
 }
 
+/** Loss and gradients of every parameter (namedTensors order), read back as Float32Arrays. */
+async function gradients(cfg: MlpConfig, params: Params, batch: TrainBatch): Promise<{ loss: number; grads: Float32Array[] }> {
+  const x = tf.tensor2d(batch.x, [batch.size, cfg.inputDim]);
+  const y = tf.tensor2d(batch.y, [batch.size, cfg.classes]);
+  try {
+    const { value, grads } = tf.valueAndGrads((...p: tf.Tensor[]) => softCrossEntropy(forward(cfg, p, x), y))(params);
+    const loss = (await value.data())[0];
+    const out = grads.map((t) => t.dataSync() as Float32Array);
+    value.dispose();
+    for (const t of grads) t.dispose();
+    return { loss, grads: out };
+  } finally {
+    x.dispose();
+    y.dispose();
+  }
+}
+
+/** What a step computes before LION, for given weights: the gradient check's entry point. */
+export async function lossAndGradients(
+  cfg: MlpConfig,
+  weights: MlpWeights,
+  batch: TrainBatch,
+): Promise<{ loss: number; grads: Float32Array[] }> {
+  await initTfjsBackend();
+  assertWeightsMatch(cfg, weights);
+  const params = namedTensors(weights).map((t) => tf.tensor(t.data, t.shape));
+  try {
+    return await gradients(cfg, params, batch);
+  } finally {
+    for (const t of params) t.dispose();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 class TfjsEngine implements Engine {
@@ -152,23 +185,7 @@ class TfjsEngine implements Engine {
   }
 
   async step(batch: TrainBatch, hyper: StepHyper): Promise<{ loss: number }> {
-    const cfg = this.config();
-    const x = tf.tensor2d(batch.x, [batch.size, cfg.inputDim]);
-    const y = tf.tensor2d(batch.y, [batch.size, cfg.classes]);
-    let loss: number;
-    let grads: Float32Array[];
-    try {
-      const { value, grads: g } = tf.valueAndGrads((...p: tf.Tensor[]) => softCrossEntropy(forward(cfg, p, x), y))(
-        this.params,
-      );
-      loss = (await value.data())[0];
-      grads = g.map((t) => t.dataSync() as Float32Array);
-      value.dispose();
-      for (const t of g) t.dispose();
-    } finally {
-      x.dispose();
-      y.dispose();
-    }
+    const { loss, grads } = await gradients(this.config(), this.params, batch);
     const headFrom = this.master.length - 2;
     const bodyScale = hyper.bodyLrScale ?? 1;
     for (let i = 0; i < this.master.length; i++) {
