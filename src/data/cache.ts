@@ -19,7 +19,7 @@ import { decodeToChw, type InputGeometry } from './preprocess.js';
 const CACHE_FORMAT = 1;
 /** Images per shard file. */
 export const SHARD_IMAGES = 4096;
-/** Caches up to this size are held in memory; larger ones are read image by image. */
+/** Caches up to this size are held in memory by default; larger ones are read image by image. */
 const IN_MEMORY_BYTES = 1 << 30;
 
 export const DEFAULT_CACHE_DIR = resolve(process.env.MLP_CACHE_DIR ?? join('.cache', 'datasets'));
@@ -60,6 +60,10 @@ export interface CacheOptions {
   concurrency?: number;
   /** Called as the build advances (done of total). */
   onProgress?: (done: number, total: number) => void;
+  /** Images per shard file of a new cache (default SHARD_IMAGES). */
+  shardImages?: number;
+  /** Caches up to this many bytes are read into memory, larger ones image by image (default 1 GiB). */
+  maxMemoryBytes?: number;
 }
 
 const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 60);
@@ -86,10 +90,10 @@ export async function prepareSplit(ds: Dataset, geo: InputGeometry, o: CacheOpti
     throw new RangeError(`cache limit ${o.limit} must be a whole number ≥ 1`);
   const limit = o.limit !== undefined && o.limit < ds.size ? o.limit : undefined;
   const fullDir = join(root, cacheKey(ds, geo));
-  if (await readMeta(fullDir)) return openCache(fullDir, limit);
+  if (await readMeta(fullDir)) return openCache(fullDir, limit, o.maxMemoryBytes);
   const dir = limit === undefined ? fullDir : join(root, cacheKey(ds, geo, limit));
   if (!(await readMeta(dir))) await buildCache(ds, geo, dir, limit ?? ds.size, o);
-  return openCache(dir, limit);
+  return openCache(dir, limit, o.maxMemoryBytes);
 }
 
 async function buildCache(ds: Dataset, geo: InputGeometry, dir: string, count: number, o: CacheOptions): Promise<void> {
@@ -103,21 +107,24 @@ async function buildCache(ds: Dataset, geo: InputGeometry, dir: string, count: n
   const sum = new Float64Array(geo.channels);
   const sumSq = new Float64Array(geo.channels);
   const shards: string[] = [];
+  const shardImages = o.shardImages ?? SHARD_IMAGES;
   const concurrency = o.concurrency ?? 4 * availableParallelism();
   let done = 0;
   try {
-    for (let start = 0; start < count; start += SHARD_IMAGES) {
-      const n = Math.min(SHARD_IMAGES, count - start);
+    for (let start = 0; start < count; start += shardImages) {
+      const n = Math.min(shardImages, count - start);
       const shard = new Uint8Array(n * per);
       // A bounded pool: `concurrency` decodes in flight, each worker taking the next index.
       let next = 0;
+      let failed = false;
       const worker = async () => {
-        for (let k = next++; k < n; k = next++) {
+        for (let k = next++; k < n && !failed; k = next++) {
           const i = start + k;
           let chw: Uint8Array;
           try {
             chw = await decodeToChw(await ds.image(i), geo);
           } catch (err) {
+            failed = true; // the other workers stop at their next image
             throw new Error(`${ds.name} ${ds.split} example ${i}: ${(err as Error).message}`);
           }
           shard.set(chw, k * per);
@@ -153,7 +160,7 @@ async function buildCache(ds: Dataset, geo: InputGeometry, dir: string, count: n
       size: count,
       classes: [...ds.classes],
       fingerprint: ds.fingerprint,
-      shardImages: SHARD_IMAGES,
+      shardImages,
       shards,
       stats: { mean, std },
       buildSeconds: (performance.now() - started) / 1000,
@@ -173,7 +180,7 @@ async function buildCache(ds: Dataset, geo: InputGeometry, dir: string, count: n
 }
 
 /** Opens a built cache; `limit` exposes only its first examples. */
-export async function openCache(dir: string, limit?: number): Promise<CachedSplit> {
+export async function openCache(dir: string, limit?: number, maxMemoryBytes = IN_MEMORY_BYTES): Promise<CachedSplit> {
   const meta = await readMeta(dir);
   if (!meta) throw new Error(`${dir}: not a data cache (no readable meta.json)`);
   if (meta.format !== CACHE_FORMAT) throw new Error(`${dir}: cache format ${meta.format}, this code reads ${CACHE_FORMAT}`);
@@ -183,7 +190,7 @@ export async function openCache(dir: string, limit?: number): Promise<CachedSpli
   const lblBytes = await readFile(join(dir, 'labels.u16'));
   const labels = new Uint16Array(lblBytes.buffer.slice(lblBytes.byteOffset, lblBytes.byteOffset + 2 * size));
   const shardCount = Math.ceil(size / meta.shardImages);
-  if (size * per <= IN_MEMORY_BYTES) {
+  if (size * per <= maxMemoryBytes) {
     const shards = await Promise.all(meta.shards.slice(0, shardCount).map((f) => readFile(join(dir, f))));
     return {
       meta,
