@@ -1,0 +1,200 @@
+// The container images, checked without a Docker engine: both Dockerfiles pass the dockerfile-utils linter with every
+// rule at error level; the runtime stage holds every file the server loads (its TypeScript import graph, the worker,
+// package files, models), traced through COPY --from back to the build context and not dropped by .dockerignore;
+// and the image runs `npm start` as a non-root user under tini, with settings the service accepts.
+
+import { execFileSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { validate, ValidationSeverity, type ValidatorSettings } from 'dockerfile-utils';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { CONFIG_ENV_VARS, loadConfig } from '../../src/config.js';
+import { parseDockerfile, provenance, type Resolver, type Stage } from './lib/dockerfile.js';
+
+// Its typings declare an ES default export, but the package is CommonJS (module.exports = factory).
+const ignore = createRequire(import.meta.url)('@balena/dockerignore') as typeof import('@balena/dockerignore').default;
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
+const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; dependencies: Record<string, string> };
+
+const STRICT: ValidatorSettings = {
+  deprecatedMaintainer: ValidationSeverity.ERROR,
+  directiveCasing: ValidationSeverity.ERROR,
+  emptyContinuationLine: ValidationSeverity.ERROR,
+  instructionCasing: ValidationSeverity.ERROR,
+  instructionCmdMultiple: ValidationSeverity.ERROR,
+  instructionEntrypointMultiple: ValidationSeverity.ERROR,
+  instructionHealthcheckMultiple: ValidationSeverity.ERROR,
+  instructionJSONInSingleQuotes: ValidationSeverity.ERROR,
+  instructionWorkdirRelative: ValidationSeverity.ERROR,
+};
+
+// Variables of the runtime, not of the service: Node, npm and the onnxruntime install script.
+const RUNTIME_VARS = new Set(['NODE_ENV', 'npm_config_cache', 'npm_config_update_notifier']);
+const BUILD_VARS = new Set(['ONNXRUNTIME_NODE_INSTALL']);
+
+/** Every repository source file the server loads: the import graph of src/serve (worker included), by tsc. */
+function serverSourceFiles(): string[] {
+  const entries = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', 'src/serve'], { cwd: ROOT, encoding: 'utf8' })
+    .split('\n')
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => join(ROOT, f));
+  const cfg = ts.getParsedCommandLineOfConfigFile(join(ROOT, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined })!;
+  const program = ts.createProgram(entries, { ...cfg.options, noEmit: true });
+  return program
+    .getSourceFiles()
+    .map((f) => f.fileName)
+    .filter((f) => f.startsWith(ROOT) && !f.includes('/node_modules/'))
+    .map((f) => relative(ROOT, f));
+}
+
+const serverFiles = serverSourceFiles();
+const modelFiles = execFileSync('git', ['ls-files', 'models'], { cwd: ROOT, encoding: 'utf8' }).split('\n').filter(Boolean);
+const dockerignore = ignore().add(read('.dockerignore'));
+
+const resolver: Resolver = {
+  contextIsDir: (rel) => {
+    try {
+      return statSync(join(ROOT, rel)).isDirectory();
+    } catch {
+      return false;
+    }
+  },
+  // npm ci in the stage's WORKDIR makes node_modules.
+  produced: (stage, p) => p.startsWith(`${stage.workdir}/node_modules`) && stage.runs.some((r) => /\bnpm ci\b/.test(r)),
+};
+
+for (const file of ['Dockerfile', 'Dockerfile.gpu'] as const) {
+  describe(file, () => {
+    const content = read(file);
+    const stages = parseDockerfile(content);
+    const runtime = stages[stages.length - 1]!;
+
+    it('passes the dockerfile-utils linter with every rule at error level', () => {
+      expect(validate(content, STRICT)).toEqual([]);
+    });
+
+    it('the linter reports a broken variant (the lint is not vacuous)', () => {
+      const broken = content.replace('EXPOSE 8080', 'EXPOSE http').replace('CMD ["npm", "start"]', 'CMD ["npm", "start"]\nCMD npm start');
+      const messages = validate(broken, STRICT).map((d) => d.message);
+      expect(messages).toEqual(expect.arrayContaining([expect.stringMatching(/Invalid containerPort: http/), expect.stringMatching(/only be one CMD/)]));
+    });
+
+    it('is multi-stage: dependencies and typecheck in a build stage, production dependencies only at run time', () => {
+      const build = stages.find((s) => s.name === 'build')!;
+      expect(build.runs.join('\n')).toMatch(/npm ci/);
+      expect(build.runs.join('\n')).toMatch(/tsc -p tsconfig\.json --noEmit/);
+      expect(build.runs.join('\n')).toMatch(/npm prune --omit=dev/);
+      expect(runtime.name).toBe('runtime');
+      expect(runtime.runs.join('\n')).not.toMatch(/npm (ci|install)/);
+      // `npm start` runs tsx, so tsx must survive the prune.
+      expect(pkg.scripts.start).toMatch(/^tsx /);
+      expect(pkg.dependencies.tsx).toBeDefined();
+      // package-lock.json and .npmrc (onnxruntime-node-install=skip for the CPU build) are in place before npm ci.
+      for (const f of ['package.json', 'package-lock.json', '.npmrc'])
+        expect(provenance(stages, build, `${build.workdir}/${f}`, resolver), f).toBe(f);
+    });
+
+    it('runs `npm start` (the README\'s start command) under tini as a non-root user', () => {
+      expect(runtime.entrypoint).toEqual(['/usr/bin/tini', '--']);
+      expect(runtime.runs.join('\n')).toMatch(/apt-get install -y --no-install-recommends tini/);
+      expect(runtime.cmd).toEqual(['npm', 'start']);
+      expect(runtime.user).toBeDefined();
+      expect(['root', '0']).not.toContain(runtime.user);
+      const readme = read('README.md');
+      expect(readme).toMatch(/^\s*npm ci && npm start\s*$/m);
+    });
+
+    it('copies every file the server loads into the runtime stage, from files .dockerignore keeps', () => {
+      expect(serverFiles).toEqual(expect.arrayContaining(['src/serve/server.ts', 'src/serve/app.ts', 'src/serve/inference-worker.ts', 'src/config.ts', 'src/data/preprocess.ts']));
+      const needed = [...serverFiles, ...modelFiles, 'package.json', 'tsconfig.json'];
+      expect(modelFiles.length).toBeGreaterThan(0);
+      for (const f of needed) {
+        const from = provenance(stages, runtime, `${runtime.workdir}/${f}`, resolver);
+        expect(from, `${f} reaches the image`).toBe(f);
+        expect(dockerignore.ignores(f), `${f} is excluded by .dockerignore`).toBe(false);
+      }
+      expect(provenance(stages, runtime, `${runtime.workdir}/node_modules/onnxruntime-node/package.json`, resolver)).toBe('produced');
+      // The context stays small: dependencies, history and tests are not sent to the builder.
+      for (const f of ['node_modules/x', '.git/HEAD', 'test/deploy/manifests.test.ts', 'runs/x.log'])
+        expect(dockerignore.ignores(f), f).toBe(true);
+    });
+
+    it('the copy check notices a missing COPY (it is not vacuous)', () => {
+      const without = content.replace(/^COPY --from=build \/app\/src \.\/src\n/m, '');
+      expect(without).not.toBe(content);
+      const st = parseDockerfile(without);
+      const rt = st[st.length - 1]!;
+      expect(provenance(st, rt, `${rt.workdir}/src/serve/server.ts`, resolver)).toBeUndefined();
+      expect(provenance(st, rt, `${rt.workdir}/package.json`, resolver)).toBe('package.json');
+    });
+
+    it('bakes the models in at MODELS_DIR, as the ConfigMap expects', () => {
+      const modelsCopy = runtime.copies.find((c) => c.sources.includes('models'))!;
+      expect(modelsCopy.from).toBeUndefined();
+      expect(runtime.env.MODELS_DIR).toBe(modelsCopy.dest);
+      const cm = YAML.parse(read('k8s/base/configmap.yaml')) as { data: Record<string, string> };
+      expect(cm.data.MODELS_DIR).toBe(runtime.env.MODELS_DIR);
+    });
+
+    it('sets only variables the service reads (or Node/npm ones), with values it accepts', () => {
+      for (const s of stages)
+        for (const k of Object.keys(s.env))
+          expect(CONFIG_ENV_VARS.includes(k) || RUNTIME_VARS.has(k) || (s !== runtime && BUILD_VARS.has(k)), `${k} in stage ${s.name}`).toBe(true);
+      const cfg = loadConfig(runtime.env);
+      expect(runtime.expose).toEqual([cfg.port]);
+      expect(cfg.host).toBe('0.0.0.0');
+    });
+
+    it('has a HEALTHCHECK on /readyz at $PORT, with a start period for the warm-up', () => {
+      const hc = runtime.healthcheck!;
+      expect(hc.cmd[0]).toBe('node');
+      expect(hc.cmd.join(' ')).toMatch(/process\.env\.PORT\|\|8080\)\+'\/readyz'/);
+      expect(Number.parseInt(hc.flags['start-period']!, 10)).toBeGreaterThanOrEqual(60);
+    });
+
+    if (file === 'Dockerfile') {
+      it('is the CPU image: Debian slim Node 20, CPU provider', () => {
+        expect(runtime.image).toBe('node:20-bookworm-slim');
+        expect(runtime.env.EXECUTION_PROVIDERS).toBe('cpu');
+        expect(runtime.user).toBe('node'); // uid 1000 in the official image, as runAsUser in k8s
+      });
+    } else {
+      it('is the CUDA image: CUDA 12 + cuDNN runtime, the onnxruntime CUDA provider installed at build time', () => {
+        expect(runtime.image).toMatch(/^nvidia\/cuda:12\.[\d.]+-cudnn-runtime-ubuntu/);
+        const build = stages.find((s) => s.name === 'build')!;
+        expect(build.env.ONNXRUNTIME_NODE_INSTALL).toBe('cuda12');
+        expect(build.runs.join('\n')).toMatch(/onnxruntime-node\/script\/install\.js/);
+        const cfg = loadConfig(runtime.env);
+        expect(cfg.executionProviders).toEqual(['cuda', 'cpu']);
+        expect(cfg.requireGpu).toBe(true);
+        // Node comes from the official image: same binary as the CPU image.
+        const nodeStage = stages.find((s) => s.name === 'node')!;
+        expect(nodeStage.image).toBe('node:20-bookworm-slim');
+        expect(runtime.copies.some((c) => c.from === 'node' && c.sources.includes('/usr/local/bin/node'))).toBe(true);
+        const k8sUid = (YAML.parse(read('k8s/base/deployment.yaml')) as any).spec.template.spec.securityContext.runAsUser;
+        expect(runtime.runs.join('\n')).toContain(`useradd --uid ${k8sUid} `);
+        expect(runtime.user).toBe('node');
+      });
+    }
+  });
+}
+
+describe('.dockerignore', () => {
+  it('is honoured with Docker\'s semantics (a negation re-includes)', () => {
+    const ig = ignore().add('src\n!src/keep.ts\n');
+    expect(ig.ignores('src/x.ts')).toBe(true);
+    expect(ig.ignores('src/keep.ts')).toBe(false);
+  });
+
+  it('keeps the stages in sync: Dockerfile and Dockerfile.gpu copy the same application files', () => {
+    const app = (s: Stage) => s.copies.filter((c) => c.dest.startsWith('/app')).map((c) => `${c.from ?? 'context'}:${c.sources.join(',')}->${c.dest}`);
+    const [cpu, gpu] = ['Dockerfile', 'Dockerfile.gpu'].map((f) => parseDockerfile(read(f)));
+    expect(app(gpu![gpu!.length - 1]!)).toEqual(app(cpu![cpu!.length - 1]!));
+  });
+});
