@@ -9,6 +9,7 @@ import { createRng, normal } from '../../src/util/rng.js';
 import type { StepHyper, TrainBatch } from '../../src/train/engines/engine.js';
 import { OrtEngine, createEngine, lionInPlace, lossAndGradients, type LionPlacement } from '../../src/train/engines/ort.js';
 import { lionUpdate } from '../../src/train/lion.js';
+import { createLionArena, simdAvailable } from '../../src/train/engines/lion-simd.js';
 import { buildTrainGraph, paramSpecs } from '../../src/train/engines/ort-graph.js';
 
 const CFG: MlpConfig = { depth: 2, width: 8, expansion: 4, inputDim: 12, classes: 5 };
@@ -244,6 +245,32 @@ describe('OrtEngine', () => {
     lionUpdate(p2, g, m2, { lr: 0.003, weightDecay: 0.2, beta1: 0.9, beta2: 0.99 });
     expect(p).toEqual(p2);
     expect(m).toEqual(m2);
+  });
+
+  it('the WebAssembly SIMD kernel matches lionUpdate on odd-sized tensors (float32 arithmetic: within an ulp)', () => {
+    expect(simdAvailable()).toBe(true);
+    const sizes = [1, 7, 1001];
+    const arena = createLionArena(sizes)!;
+    const rng = createRng(16);
+    sizes.forEach((n, t) => {
+      for (let i = 0; i < n; i++) {
+        arena.params[t][i] = normal(rng);
+        arena.momenta[t][i] = i < n / 10 ? 0 : 0.1 * normal(rng);
+        arena.grads[t][i] = i % 5 === 0 ? 0 : normal(rng);
+      }
+      expect(arena.params[t].byteOffset % 16).toBe(0);
+    });
+    const hp = { lr: 0.003, weightDecay: 0.2, beta1: 0.9, beta2: 0.99 };
+    sizes.forEach((n, t) => {
+      const [p, m] = [arena.params[t].slice(), arena.momenta[t].slice()];
+      lionUpdate(p, arena.grads[t], m, hp);
+      arena.update(t, hp.lr, 1 - hp.lr * hp.weightDecay, hp.beta1, hp.beta2);
+      for (let i = 0; i < n; i++) {
+        // A wrong sign would be off by 2·lr = 0.006; float32 rounding is ~1e-7.
+        expect(Math.abs(arena.params[t][i] - p[i]), `param ${t}[${i}]`).toBeLessThan(1e-6 * Math.abs(p[i]) + 1e-9);
+        expect(Math.abs(arena.momenta[t][i] - m[i]), `momentum ${t}[${i}]`).toBeLessThan(1e-6 * Math.abs(m[i]) + 1e-12);
+      }
+    });
   });
 
   it('BAD CALL - step before init, short inputs, non-finite lr, wrong momentum count', async () => {

@@ -1,10 +1,11 @@
 // The fused onnxruntime training engine: one onnxruntime run per step (see ort-graph.ts for the graph).
 //
 // Two ways to apply LION, chosen per execution provider:
-// - `host` (default on CPU): the graph computes loss and gradients; a branch-free loop applies LION in place.
-//   Measured on onnxruntime-node 1.30 CPU: its elementwise Mul/Sign kernels run at 1–1.6 ns per element even in
-//   cache, and the node binding copies every output into a fresh ArrayBuffer, so the in-graph update (ten
-//   passes over the weights, weights and momenta both copied out) cost ~4× the whole host-side update.
+// - `host` (default on CPU): the graph computes loss and gradients into preallocated buffers; a WebAssembly SIMD
+//   kernel (lion-simd.ts) applies LION in place. Measured on onnxruntime-node 1.30 CPU: its elementwise Mul/Sign
+//   kernels run at 1–1.6 ns per element even in cache, and the node binding copies every output into a fresh
+//   ArrayBuffer, so the in-graph update (ten passes over the weights, weights and momenta both copied out) cost
+//   ~10× the host-side one (B_6-Wi_512: ~10 ms per step for 19M parameters).
 // - `graph` (default on CUDA): forward, backward and LION in the one graph, weights and momenta in two
 //   preallocated sets of buffers; a step reads set A and writes set B (preallocated fetches), then they swap.
 
@@ -22,6 +23,7 @@ import {
   type MatmulStyle,
   type ParamSpec,
 } from './ort-graph.js';
+import { createLionArena, type LionArena } from './lion-simd.js';
 
 export type OrtProvider = 'cuda' | 'cpu';
 /** Where LION runs: inside the graph, or on the host after a gradient-only graph (see the module comment). */
@@ -112,6 +114,22 @@ function allocSet(specs: ParamSpec[]): StateSet {
   return { params: make(), momenta: make() };
 }
 
+/** The SIMD arena, or plain arrays with the scalar kernel when the model does not fit wasm32 memory. */
+function hostArena(sizes: number[]): LionArena {
+  const simd = createLionArena(sizes);
+  if (simd) return simd;
+  const make = () => sizes.map((n) => new Float32Array(n));
+  const params = make();
+  const momenta = make();
+  const grads = make();
+  return {
+    params,
+    momenta,
+    grads,
+    update: (i, lr, decay, beta1, beta2) => lionInPlace(params[i], momenta[i], grads[i], lr, decay, beta1, beta2),
+  };
+}
+
 interface StepSession {
   session: ort.InferenceSession;
   provider: OrtProvider;
@@ -149,10 +167,14 @@ export class OrtEngine implements Engine {
   private readonly opts: ResolvedOptions;
   private cfg?: MlpConfig;
   private specs: ParamSpec[] = [];
-  /** sets[current] holds the live state; an in-graph step writes sets[1 − current], a host step updates in place. */
-  private sets: [StateSet, StateSet] | undefined;
+  /**
+   * sets[current] holds the live state. sets[0] views the host arena; a host step updates it in place. An in-graph
+   * step writes sets[1 − current] (sets[1] is allocated on the first such step), then `current` flips.
+   */
+  private sets: [StateSet, StateSet | undefined] | undefined;
   private current = 0;
-  /** Gradient buffers of the host path, written by the graph (preallocated fetches). */
+  private arena?: LionArena;
+  /** Gradient tensors of the host path over arena.grads, written by the graph (preallocated fetches). */
   private grads: ort.Tensor[] = [];
   private readonly stepSessions = new Map<number, Promise<StepSession>>();
   private predictSession?: Promise<ort.InferenceSession>;
@@ -176,21 +198,21 @@ export class OrtEngine implements Engine {
     await this.releaseSessions();
     this.cfg = { ...cfg };
     this.specs = paramSpecs(cfg);
-    // The second set is only written by in-graph steps; allocated lazily would save memory on the host path,
-    // but the provider (and so the path) is only known once the first session opens.
-    const sets: [StateSet, StateSet] = [allocSet(this.specs), allocSet(this.specs)];
     named.forEach((t, i) => {
       if (t.name !== this.specs[i].name) throw new Error(`internal: tensor ${i} is ${t.name}, graph expects ${this.specs[i].name}`);
-      (sets[0].params[i].data as Float32Array).set(t.data);
-      if (momentum) {
-        if (momentum[i].length !== t.data.length)
-          throw new RangeError(`momentum of ${t.name} has ${momentum[i].length} values, the weight has ${t.data.length}`);
-        (sets[0].momenta[i].data as Float32Array).set(momentum[i]);
-      }
+      if (momentum && momentum[i].length !== t.data.length)
+        throw new RangeError(`momentum of ${t.name} has ${momentum[i].length} values, the weight has ${t.data.length}`);
     });
-    this.sets = sets;
+    const arena = hostArena(this.specs.map((s) => sizeOf(s.shape)));
+    named.forEach((t, i) => {
+      arena.params[i].set(t.data);
+      if (momentum) arena.momenta[i].set(momentum[i]);
+    });
+    const wrap = (arrays: Float32Array[]) => arrays.map((a, i) => f32(a, this.specs[i].shape));
+    this.arena = arena;
+    this.sets = [{ params: wrap(arena.params), momenta: wrap(arena.momenta) }, undefined];
+    this.grads = wrap(arena.grads);
     this.current = 0;
-    this.grads = this.specs.map((s) => f32(new Float32Array(sizeOf(s.shape)), s.shape));
   }
 
   async step(batch: TrainBatch, hyper: StepHyper): Promise<{ loss: number }> {
@@ -203,7 +225,7 @@ export class OrtEngine implements Engine {
     for (const [k, v] of Object.entries(h)) if (!Number.isFinite(v)) throw new RangeError(`hyper-parameter ${k} is ${v}, not a finite number`);
 
     const { session, lion } = await this.stepSession(n);
-    const from = sets[this.current];
+    const from = sets[this.current]!;
     const feeds: Record<string, ort.Tensor> = { [IO.x]: f32(x, [n, cfg.inputDim]), [IO.y]: f32(y, [n, cfg.classes]) };
     const fetches: Record<string, ort.Tensor> = { [IO.loss]: this.lossOut };
     this.specs.forEach((s, i) => (feeds[IO.param(s.name)] = from.params[i]));
@@ -213,7 +235,7 @@ export class OrtEngine implements Engine {
         (this.scalars[k].data as Float32Array)[0] = h[k];
         feeds[k] = this.scalars[k];
       }
-      const to = sets[1 - this.current];
+      const to = (sets[1 - this.current] ??= allocSet(this.specs));
       this.specs.forEach((s, i) => {
         feeds[IO.momentum(s.name)] = from.momenta[i];
         fetches[IO.newParam(s.name)] = to.params[i];
@@ -226,15 +248,13 @@ export class OrtEngine implements Engine {
       await session.run(feeds, fetches);
       this.specs.forEach((s, i) => {
         const lr = s.head ? h.lr : h.lr * h.body_lr_scale;
-        lionInPlace(
-          from.params[i].data as Float32Array,
-          from.momenta[i].data as Float32Array,
-          this.grads[i].data as Float32Array,
-          lr,
-          1 - lr * h.weight_decay,
-          h.beta1,
-          h.beta2,
-        );
+        const decay = 1 - lr * h.weight_decay;
+        // The arena's kernel when the live state is the arena's (always, unless in-graph steps ran before).
+        if (this.current === 0) this.arena!.update(i, lr, decay, h.beta1, h.beta2);
+        else {
+          const grad = this.grads[i].data as Float32Array;
+          lionInPlace(from.params[i].data as Float32Array, from.momenta[i].data as Float32Array, grad, lr, decay, h.beta1, h.beta2);
+        }
       });
     }
     return { loss: (this.lossOut.data as Float32Array)[0] };
@@ -248,7 +268,7 @@ export class OrtEngine implements Engine {
       tag: undefined,
     })).then((s) => s.session);
     const session = await this.predictSession;
-    const params = sets[this.current].params;
+    const params = sets[this.current]!.params;
     const out = new Float32Array(n * cfg.classes);
     for (let start = 0; start < n; start += PREDICT_CHUNK) {
       const rows = Math.min(PREDICT_CHUNK, n - start);
@@ -264,7 +284,7 @@ export class OrtEngine implements Engine {
 
   async readWeights(): Promise<MlpWeights> {
     const { cfg, sets } = this.ready();
-    const byName = new Map(this.specs.map((s, i) => [s.name, (sets[this.current].params[i].data as Float32Array).slice()]));
+    const byName = new Map(this.specs.map((s, i) => [s.name, (sets[this.current]!.params[i].data as Float32Array).slice()]));
     const get = (name: string) => byName.get(name)!;
     const lin = (p: string) => ({ weight: get(`${p}.weight`), bias: get(`${p}.bias`) });
     return {
@@ -280,17 +300,18 @@ export class OrtEngine implements Engine {
 
   async readMomentum(): Promise<OptimizerState> {
     const { sets } = this.ready();
-    return sets[this.current].momenta.map((t) => (t.data as Float32Array).slice());
+    return sets[this.current]!.momenta.map((t) => (t.data as Float32Array).slice());
   }
 
   async dispose(): Promise<void> {
     await this.releaseSessions();
     this.sets = undefined;
+    this.arena = undefined;
     this.grads = [];
     this.cfg = undefined;
   }
 
-  private ready(): { cfg: MlpConfig; sets: [StateSet, StateSet] } {
+  private ready(): { cfg: MlpConfig; sets: [StateSet, StateSet | undefined] } {
     if (!this.cfg || !this.sets) throw new Error('ort engine: call init() before step/predict/read');
     return { cfg: this.cfg, sets: this.sets };
   }
