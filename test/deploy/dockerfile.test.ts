@@ -92,8 +92,9 @@ for (const file of ['Dockerfile', 'Dockerfile.gpu'] as const) {
       expect(build.runs.join('\n')).toMatch(/npm prune --omit=dev/);
       expect(runtime.name).toBe('runtime');
       expect(runtime.runs.join('\n')).not.toMatch(/npm (ci|install)/);
-      // `npm start` runs tsx, so tsx must survive the prune.
-      expect(pkg.scripts.start).toMatch(/^tsx /);
+      // `npm start` runs tsx, so tsx must survive the prune. `exec` replaces npm's `sh -c` with tsx: without it the
+      // shell dies on the SIGTERM npm forwards, npm exits, tini exits, and the container stops before the drain.
+      expect(pkg.scripts.start).toMatch(/^exec tsx /);
       expect(pkg.dependencies.tsx).toBeDefined();
       // package-lock.json and .npmrc (onnxruntime-node-install=skip for the CPU build) are in place before npm ci.
       for (const f of ['package.json', 'package-lock.json', '.npmrc'])
