@@ -12,7 +12,7 @@ import { mkdir, writeFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { buildCard, writeModelDir } from '../onnx/export.js';
 import type { ModelCard } from '../model/card.js';
-import { archName, flopsPerImage, initWeights, paramCount, parseArch, type MlpConfig } from '../model/mlp.js';
+import { archName, flopsPerImage, initWeights, paramCount, parseArch, type MlpConfig, type MlpWeights } from '../model/mlp.js';
 import { prepareSplit, type CachedSplit } from '../data/cache.js';
 import { normalizeChw, type InputGeometry, type Normalization } from '../data/preprocess.js';
 import { openDataSource } from '../data/resolve.js';
@@ -126,6 +126,8 @@ export interface TrainResult {
   /** Undefined when stopped early. */
   modelDir?: string;
   card?: ModelCard;
+  /** The final weights (what was exported); undefined when stopped early. */
+  weights?: MlpWeights;
   cfg: MlpConfig;
   normalization: Normalization;
   evals: EvalRecord[];
@@ -264,10 +266,10 @@ function recipeDifferences(a: Record<string, unknown>, b: Record<string, unknown
 
 async function resolveResume(o: TrainOptions, checkpointDir: string): Promise<string | undefined> {
   if (!o.resume) return undefined;
-  const where = o.resume === true ? checkpointDir : o.resume;
-  const isDir = (await stat(where).catch(() => undefined))?.isDirectory();
-  const path = isDir ? await latestCheckpoint(where) : where;
-  if (!path) throw new Error(`--resume: no checkpoint in ${where}`);
+  const where = o.resume === true ? checkpointDir : resolve(o.resume);
+  const st = await stat(where).catch(() => undefined);
+  const path = st?.isDirectory() ? await latestCheckpoint(where) : st?.isFile() ? where : undefined;
+  if (!path) throw new RangeError(`--resume: no checkpoint in ${where}`);
   return path;
 }
 
@@ -277,6 +279,8 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
   validateOptions(o);
   const say = hooks.reporter ?? silentReporter;
   const sessionStart = performance.now();
+  const checkpointDir = resolve(o.checkpointDir ?? join(o.out, '.checkpoints'));
+  const resumeFrom = await resolveResume(o, checkpointDir);
 
   // --- Data: every image decoded once, through the server's preprocessing, into the cache.
   const geo: InputGeometry = { width: o.size, height: o.size, channels: o.channels };
@@ -306,8 +310,6 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
   // --- Model and engine: fresh, or exactly where a checkpoint left off.
   const { depth, width } = parseArch(o.arch);
   const cfg: MlpConfig = { depth, width, expansion: o.expansion, inputDim: geo.channels * geo.height * geo.width, classes };
-  const checkpointDir = resolve(o.checkpointDir ?? join(o.out, '.checkpoints'));
-  const resumeFrom = await resolveResume(o, checkpointDir);
   const { engine, note } = await createEngine(o.engine);
   if (note) say.line(note);
   const name = o.name ?? defaultModelName(o.data, archName(cfg));
@@ -502,5 +504,5 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
     `wrote ${modelDir} (test top-1 ${last ? (100 * last.testAccuracy).toFixed(2) + '%' : 'n/a'}, ${formatDuration(wallSeconds)}, ` +
       `${imagesPerSecond.toFixed(0)} img/s); serve it with MODELS_DIR=${resolve(o.out)} npm start`,
   );
-  return { ...base, modelDir, card, wallSeconds, stopped: false };
+  return { ...base, modelDir, card, weights, wallSeconds, stopped: false };
 }

@@ -1,0 +1,146 @@
+// A short real training run on a Fashion-MNIST subset (tfjs engine): it learns, writes a servable model directory
+// with its card, log and plot; the service started on that directory answers over HTTP with the predictions of the
+// engine's own forward pass; and the CLI's documented command line works.
+
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readCard } from '../../src/model/card.js';
+import { flopsPerImage } from '../../src/model/mlp.js';
+import { decodeToChw, normalizeChw, type RawImage } from '../../src/data/preprocess.js';
+import { openDataSource } from '../../src/data/resolve.js';
+import { createEngine } from '../../src/train/engines/tfjs.js';
+import { DEFAULT_TRAIN_OPTIONS, train, type TrainOptions, type TrainResult } from '../../src/train/train.js';
+import { postFiles, startApp } from '../serve/helpers.js';
+
+let out: string;
+let result: TrainResult;
+const opts = (dir: string): TrainOptions => ({
+  ...DEFAULT_TRAIN_OPTIONS,
+  data: 'fashion-mnist',
+  arch: 'B_1-Wi_64',
+  epochs: 3,
+  out: dir,
+  name: 'fm-test',
+  size: 28,
+  channels: 1,
+  maxExamples: 4096,
+  maxEvalExamples: 1000,
+  batchSize: 128,
+  lr: 1e-3,
+  weightDecay: 0.1,
+  labelSmoothing: 0.1,
+  mixup: 0,
+  augment: { cropScale: null, cropRatio: [3 / 4, 4 / 3], flip: true, translate: 1 },
+  engine: 'tfjs',
+  command: 'test/train/train.test.ts',
+});
+
+beforeAll(async () => {
+  out = await mkdtemp(join(tmpdir(), 'mlp-train-'));
+  result = await train(opts(out));
+}, 120_000);
+afterAll(async () => {
+  await rm(out, { recursive: true, force: true });
+});
+
+describe('train', () => {
+  it('learns: test accuracy far above chance (10%), loss falls', () => {
+    expect(result.stopped).toBe(false);
+    expect(result.evals.map((e) => e.epoch)).toEqual([1, 2, 3]);
+    expect(result.evals.at(-1)!.testAccuracy).toBeGreaterThan(0.7);
+    expect(result.evals.at(-1)!.testLoss).toBeLessThan(result.evals[0].testLoss + 0.05);
+    expect(result.steps).toBe(3 * 32);
+  });
+
+  it('writes <out>/<name>/ with a valid card recording the run, a JSONL log and an SVG plot', async () => {
+    const dir = join(out, 'fm-test');
+    expect(result.modelDir).toBe(dir);
+    const card = await readCard(dir);
+    expect(card.arch.name).toBe('B_1-Wi_64');
+    expect(card.input).toEqual({ width: 28, height: 28, channels: 1, layout: 'CHW' });
+    expect(card.metrics.testTop1).toBe(result.evals.at(-1)!.testAccuracy);
+    const p = card.provenance as Record<string, any>;
+    expect(p.kind).toBe('trained');
+    expect(p.command).toBe('test/train/train.test.ts');
+    expect(p.dataset).toMatchObject({ name: 'fashion-mnist', trainSplit: 'train', testSplit: 'test', trainExamples: 4096 });
+    expect(p.examplesSeen).toBe(3 * 4096);
+    expect(p.computeFlops).toBe(3 * flopsPerImage(result.cfg) * 3 * 4096);
+    expect(p.recipe).toMatchObject({ optimizer: 'lion', lr: 1e-3, labelSmoothing: 0.1, mixupAlpha: 0 });
+    expect(p).toMatchObject({ seed: 0, epochs: 3, engine: 'tfjs-wasm' });
+    expect(p.wallSeconds).toBeGreaterThanOrEqual(0);
+    const lines = (await readFile(join(dir, 'train.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines[0].type).toBe('start');
+    expect(lines.filter((l) => l.type === 'eval')).toHaveLength(3);
+    expect(lines.filter((l) => l.type === 'step').length).toBeGreaterThanOrEqual(9);
+    const svg = await readFile(join(dir, 'training.svg'), 'utf8');
+    expect(svg).toMatch(/^<svg/);
+    expect(svg).toContain('test accuracy');
+  });
+
+  it('the service on <out> classifies PNG uploads exactly as the engine predicts on the same images', async () => {
+    const src = await openDataSource('fashion-mnist', { install: false });
+    const card = await readCard(result.modelDir!);
+    const geo = { width: 28, height: 28, channels: 1 as const };
+    const n = 48;
+    const pngs: Uint8Array[] = [];
+    const x = new Float32Array(n * 784);
+    for (let i = 0; i < n; i++) {
+      const img = (await src.test.image(i)) as RawImage;
+      pngs.push(await sharp(img.raw, { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer());
+      normalizeChw(await decodeToChw(img, geo), geo, card.normalization, x, i * 784);
+    }
+    const engine = await createEngine();
+    await engine.init(result.cfg, result.weights!);
+    const logits = await engine.predict(x, n);
+    await engine.dispose();
+
+    const app = await startApp({ MODELS_DIR: out });
+    try {
+      const res = await postFiles(app.base, '/classify?top_k=10', pngs.map((bytes) => ({ bytes })));
+      expect(res.status).toBe(200);
+      expect(res.json.model).toBe('fm-test');
+      for (let i = 0; i < n; i++) {
+        const row = Array.from(logits.subarray(i * 10, i * 10 + 10));
+        const max = Math.max(...row);
+        const z = row.reduce((s, v) => s + Math.exp(v - max), 0);
+        const served: { label: string; score: number }[] = res.json.results[i].predictions;
+        const best = row.indexOf(max);
+        expect(served[0].label).toBe(card.labels[best]);
+        for (const p of served) expect(p.score).toBeCloseTo(Math.exp(row[card.labels.indexOf(p.label)] - max) / z, 5);
+      }
+    } finally {
+      await app.close();
+    }
+  }, 60_000);
+
+  it('the CLI trains and exports with the documented flags (plus subset flags to stay fast)', async () => {
+    const cliOut = join(out, 'cli');
+    const args = ['scripts/train.ts', '--data', 'fashion-mnist', '--arch', 'B_2-Wi_128', '--epochs', '1', '--out', cliOut,
+      '--size', '28', '--max-examples', '1024', '--max-eval-examples', '500', '--engine', 'tfjs'];
+    const child = spawn(join('node_modules', '.bin', 'tsx'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((res) => child.on('close', res));
+    expect(stderr).not.toMatch(/Error/);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/epoch 1\/1 .*test top-1 \d+\.\d\d%/);
+    const card = await readCard(join(cliOut, 'fashion-mnist-B_2-Wi_128'));
+    expect(card.provenance.command).toBe(`npm run train -- ${args.slice(1).join(' ')}`);
+    expect(card.input.width).toBe(28);
+  }, 60_000);
+
+  it('BAD CALL - the CLI refuses a missing required flag with usage, exit code 2', async () => {
+    const child = spawn(join('node_modules', '.bin', 'tsx'), ['scripts/train.ts', '--data', 'fashion-mnist'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    expect(await new Promise((res) => child.on('close', res))).toBe(2);
+    expect(stderr).toMatch(/--arch is required/);
+    expect(stderr).toMatch(/Usage: npm run train/);
+  }, 30_000);
+});
