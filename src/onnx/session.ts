@@ -57,6 +57,9 @@ export function sessionOptions(provider: ExecutionProvider, o: SessionOptions): 
 /** Creates the session on the first provider that starts; see the module comment for the fallback rules. */
 export async function openSession(modelPath: string, o: SessionOptions): Promise<OpenedSession> {
   if (o.providers.length === 0) throw new RangeError('openSession: providers must not be empty');
+  // The runtime's own logger prints a multi-line error for every provider library it cannot load; failures reach
+  // us as exceptions anyway, and are reported once through `warn`.
+  ort.env.logLevel = 'fatal';
   const failures: string[] = [];
   for (const provider of o.providers) {
     if (o.requireGpu && !isGpuProvider(provider)) break;

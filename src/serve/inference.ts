@@ -49,7 +49,10 @@ export async function runImages(
   const inputs = await preprocessAll(model, images, o);
   const left = o.remainingMs();
   if (left <= 0) throw new DeadlineError(o.timeoutMs);
-  const out = await model.batcher.submit(inputs, left);
+  const out = await model.batcher.submit(inputs, left).catch((err: unknown) => {
+    // The batcher counts from submission; the client's deadline counts from arrival.
+    throw err instanceof DeadlineError ? new DeadlineError(o.timeoutMs) : err;
+  });
   o.metrics.imagesTotal.inc({ model: model.name }, images.length);
   return out;
 }

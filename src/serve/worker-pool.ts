@@ -147,6 +147,20 @@ export class InferencePool extends EventEmitter {
     });
   }
 
+  /**
+   * Stops one worker now (hung, misbehaving): its batch fails at once with WorkerCrashedError, even if the worker
+   * was about to answer, and a replacement starts as after a crash.
+   */
+  killWorker(index: number, reason = 'stopped by the server'): void {
+    const slot = this.slots[index];
+    if (!slot || slot.exited) return;
+    const job = slot.job;
+    slot.job = undefined;
+    slot.ready = false;
+    job?.reject(new WorkerCrashedError(reason));
+    void slot.worker.terminate();
+  }
+
   /** Terminates every worker; batches still running fail with WorkerCrashedError. */
   async close(): Promise<void> {
     this.closing = true;

@@ -1,0 +1,136 @@
+// The configuration module: documented defaults, one clear error per bad variable, a frozen result, and
+// CONFIG_ENV_VARS listing exactly the variables it reads (the k8s manifests are checked against that list).
+
+import { describe, expect, it } from 'vitest';
+import { availableParallelism } from 'node:os';
+import { CONFIG_ENV_VARS, ConfigError, loadConfig } from '../../src/config.js';
+
+describe('loadConfig', () => {
+  it('has the documented defaults', () => {
+    const c = loadConfig({});
+    expect(c).toEqual({
+      port: 8080,
+      host: '0.0.0.0',
+      modelsDir: 'models',
+      defaultModel: undefined,
+      batchMaxSize: 32,
+      batchMaxDelayMs: 5,
+      queueMax: 1024,
+      requestTimeoutMs: 10_000,
+      executionProviders: ['cuda', 'cpu'],
+      requireGpu: false,
+      ortIntraOpThreads: availableParallelism(),
+      ortInterOpThreads: 1,
+      inferenceWorkers: 1,
+      uvThreadpoolSize: 4,
+      maxBodyBytes: 10 * 1024 * 1024,
+      maxFiles: 64,
+      maxPixels: 40_000_000,
+      shutdownGraceMs: 10_000,
+      logLevel: 'info',
+    });
+  });
+
+  it('reads every variable', () => {
+    const c = loadConfig({
+      PORT: '9000',
+      HOST: '127.0.0.1',
+      MODELS_DIR: '/srv/models',
+      DEFAULT_MODEL: 'fashion-mlp',
+      BATCH_MAX_SIZE: '1',
+      BATCH_MAX_DELAY_MS: '0',
+      QUEUE_MAX: '10',
+      REQUEST_TIMEOUT_MS: '500',
+      EXECUTION_PROVIDERS: ' CUDA , cpu ',
+      REQUIRE_GPU: '1',
+      ORT_INTRA_OP_THREADS: '3',
+      ORT_INTER_OP_THREADS: '2',
+      INFERENCE_WORKERS: '2',
+      UV_THREADPOOL_SIZE: '8',
+      MAX_BODY_BYTES: '2048',
+      MAX_FILES: '4',
+      MAX_PIXELS: '1000000',
+      SHUTDOWN_GRACE_MS: '2500',
+      LOG_LEVEL: 'WARN',
+    });
+    expect(c).toMatchObject({
+      port: 9000,
+      host: '127.0.0.1',
+      modelsDir: '/srv/models',
+      defaultModel: 'fashion-mlp',
+      batchMaxSize: 1,
+      batchMaxDelayMs: 0,
+      queueMax: 10,
+      requestTimeoutMs: 500,
+      executionProviders: ['cuda', 'cpu'],
+      requireGpu: true,
+      ortIntraOpThreads: 3,
+      ortInterOpThreads: 2,
+      inferenceWorkers: 2,
+      uvThreadpoolSize: 8,
+      maxBodyBytes: 2048,
+      maxFiles: 4,
+      maxPixels: 1_000_000,
+      shutdownGraceMs: 2500,
+      logLevel: 'warn',
+    });
+  });
+
+  it('divides the cores between inference workers for the default intra-op threads', () => {
+    expect(loadConfig({ INFERENCE_WORKERS: '64' }).ortIntraOpThreads).toBe(1);
+  });
+
+  it('is frozen', () => {
+    const c = loadConfig({});
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.executionProviders)).toBe(true);
+    expect(() => ((c as { port: number }).port = 1)).toThrow(TypeError);
+  });
+
+  it('CONFIG_ENV_VARS lists exactly the variables loadConfig reads', () => {
+    const read = new Set<string>();
+    const env = new Proxy({} as Record<string, string | undefined>, {
+      get(_t, key) {
+        if (typeof key === 'string') read.add(key);
+        return undefined;
+      },
+    });
+    loadConfig(env);
+    expect([...read].sort()).toEqual([...CONFIG_ENV_VARS].sort());
+  });
+
+  const bad: [Record<string, string>, string, RegExp][] = [
+    [{ PORT: 'http' }, 'PORT', /must be an integer, got "http"/],
+    [{ PORT: '70000' }, 'PORT', /between 0 and 65535/],
+    [{ BATCH_MAX_SIZE: '0' }, 'BATCH_MAX_SIZE', /between 1 and/],
+    [{ BATCH_MAX_DELAY_MS: '-1' }, 'BATCH_MAX_DELAY_MS', /between 0 and/],
+    [{ QUEUE_MAX: '1.5' }, 'QUEUE_MAX', /integer/],
+    [{ REQUEST_TIMEOUT_MS: '0' }, 'REQUEST_TIMEOUT_MS', /between 1 and/],
+    [{ EXECUTION_PROVIDERS: 'cuda,tpu' }, 'EXECUTION_PROVIDERS', /unknown provider "tpu"/],
+    [{ EXECUTION_PROVIDERS: 'cpu,cpu' }, 'EXECUTION_PROVIDERS', /twice/],
+    [{ EXECUTION_PROVIDERS: ' , ' }, 'EXECUTION_PROVIDERS', /at least one/],
+    [{ REQUIRE_GPU: 'maybe' }, 'REQUIRE_GPU', /1\/0/],
+    [{ REQUIRE_GPU: '1', EXECUTION_PROVIDERS: 'cpu' }, 'REQUIRE_GPU', /no GPU provider/],
+    [{ INFERENCE_WORKERS: '0' }, 'INFERENCE_WORKERS', /between 1 and 64/],
+    [{ ORT_INTRA_OP_THREADS: 'all' }, 'ORT_INTRA_OP_THREADS', /integer/],
+    [{ MAX_BODY_BYTES: '10' }, 'MAX_BODY_BYTES', /between 1024 and/],
+    [{ MAX_PIXELS: '999999999' }, 'MAX_PIXELS', /between 1 and 268402689/],
+    [{ DEFAULT_MODEL: '../x' }, 'DEFAULT_MODEL', /not a model name/],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', /must be one of/],
+    [{ SHUTDOWN_GRACE_MS: '1e3' }, 'SHUTDOWN_GRACE_MS', /integer/],
+  ];
+  for (const [env, variable, message] of bad) {
+    it(`EXPECTED FAILURE - ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} names ${variable}`, () => {
+      let err: unknown;
+      try {
+        loadConfig(env);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).variable).toBe(variable);
+      expect((err as Error).message.startsWith(`${variable} `)).toBe(true);
+      expect((err as Error).message).toMatch(message);
+    });
+  }
+});
