@@ -99,6 +99,11 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
     reply.header('connection', 'close').header('retry-after', String(RETRY_AFTER_SECONDS));
     return reply.code(503).send({ error: { code: e.code, message: e.message } });
   });
+  // Answers given while draining close their connection, so keep-alive sockets do not hold the server open.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (app.serving.draining) reply.header('connection', 'close');
+    return payload;
+  });
   app.setNotFoundHandler((req, reply) => {
     // The URL is not echoed: it is the client's, but a response should never carry path-like text.
     const e = Errors.NOT_FOUND();

@@ -57,7 +57,7 @@ describe('openSession', () => {
         expect(warnings).toHaveLength(1);
         expect(warnings[0]).toMatch(/execution provider cuda unavailable/);
       }
-      expect(s.session.outputNames.sort()).toEqual(['embedding', 'logits']);
+      expect([...s.session.outputNames].sort()).toEqual(['embedding', 'logits']);
     } finally {
       await s.session.release();
     }

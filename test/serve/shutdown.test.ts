@@ -1,0 +1,93 @@
+// `npm start` as a real child process (tsx src/serve/server.ts): SIGTERM while requests wait in the batch queue
+// loses none of them, closes the listener, and the process exits 0 within the grace period.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { encodePattern, makeModels, postImage, withTimeout, type TempModels } from './helpers.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+let models: TempModels;
+
+beforeAll(async () => {
+  models = await makeModels([{ name: 'sd', arch: 'B_1-Wi_32', channels: 3, size: 32, seed: 8 }]);
+}, 60_000);
+
+afterAll(async () => {
+  await models?.cleanup();
+});
+
+interface Server {
+  child: ChildProcess;
+  base: string;
+  logs: string[];
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+/** Starts the server as `npm start` does and resolves once it logged that every model is ready. */
+async function startServer(env: Record<string, string>): Promise<Server> {
+  const child = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['src/serve/server.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', EXECUTION_PROVIDERS: 'cpu', ORT_INTRA_OP_THREADS: '1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+  );
+  child.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
+  const base = await withTimeout(
+    new Promise<string>((resolve, reject) => {
+      let url = '';
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        logs.push(line);
+        const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
+        if (m) url = m[1];
+        if (/"msg":"ready"/.test(line) && url) resolve(url);
+      });
+      void exit.then((e) => reject(new Error(`server exited early (${e.code}): ${logs.join('\n')}`)));
+    }),
+    30_000,
+    'server start-up',
+  );
+  return { child, base, logs, exit };
+}
+
+describe('graceful shutdown', () => {
+  let srv: Server | undefined;
+  afterAll(() => {
+    if (srv && srv.child.exitCode === null) srv.child.kill('SIGKILL');
+  });
+
+  it('SIGTERM with 12 requests in flight: all 12 answered 200, listener closed, exit 0 within the grace period', async () => {
+    srv = await startServer({ MODELS_DIR: models.dir, BATCH_MAX_SIZE: '64', BATCH_MAX_DELAY_MS: '500', SHUTDOWN_GRACE_MS: '8000' });
+    const png = await encodePattern(32, 32, (s) => s.png());
+    const inflight = Array.from({ length: 12 }, (_, i) =>
+      postImage(srv!.base, i % 2 ? '/embed' : '/classify', png).catch((e: Error) => ({ status: -1, json: e.message, headers: undefined })),
+    );
+    // The requests now wait for the 500 ms batch delay; the signal arrives while they are queued.
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    srv.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 100));
+    // A newcomer is refused: the listener is closed (or, on a kept-alive socket, 503 SHUTTING_DOWN).
+    const late = await fetch(`${srv.base}/healthz`).then(
+      (r) => r.status,
+      () => 'refused',
+    );
+    expect([503, 'refused']).toContain(late);
+
+    const results = await Promise.all(inflight);
+    expect(results.map((r) => r.status)).toEqual(new Array(12).fill(200));
+    for (const [i, r] of results.entries()) expect(Object.keys(r.json)).toContain(i % 2 ? 'embedding' : 'predictions');
+
+    const exit = await withTimeout(srv.exit, 10_000, "server exit");
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    expect(exit.at - t0).toBeLessThan(8000);
+    const log = srv.logs.join('\n');
+    expect(log).toMatch(/draining: readiness is 503/);
+    expect(log).toMatch(/drained; exiting/);
+  }, 60_000);
+});
