@@ -5,7 +5,7 @@
 //
 // Notation (shapes): B batch, D inputDim, W width, H = expansion·W, K classes. Linear weights are [in, out].
 //   forward   h0 = x·Ws + bs
-//             block i: μ, σ² over W; x̂ = (h − μ)·r, r = 1/√(σ² + ε); n = x̂·γ + β
+//             block i: μ, σ² over W; x̂ = (h − μ)·r, r = 1/√(σ² + ε); n = x̂·γ + β  (LayerNormalization op)
 //                      a = n·W1 + b1 [B,H]; g = a·Φ(a) (exact GELU); h ← h + g·W2 + b2
 //             z = h·Wh + bh; ℓ = LogSoftmax(z); loss = −Σ y·ℓ / B
 //   backward  dz = (softmax(z)·Σ_k y − y) / B   (the exact gradient of −Σ y·ℓ, whatever the row sums)
@@ -162,13 +162,20 @@ class GraphBuilder {
 
 interface Saved {
   input: string; // block input h
-  xhat: string;
-  rstd: string;
-  normed: string;
-  pre: string; // a = n·W1 + b1
-  cdf: string; // Φ(a)
-  act: string; // g = a·Φ(a)
+  mean: string; // μ [B,1]
+  rstd: string; // r = 1/√(σ² + ε) [B,1]
+  normed: string; // n
+  u: string; // a/√2
+  erf1: string; // 1 + erf(u)
+  q: string; // u·(1 + erf(u)) = √2·GELU(a)
 }
+
+// GELU with its constants folded into the surrounding Gemms (onnxruntime's elementwise Mul is slow; Gemm's alpha
+// and beta are free):  u = (n·W1 + b1)/√2 (Gemm alpha = beta = 1/√2),  q = u·(1 + erf(u)) = √2·GELU(a),
+// branch = (q·W2)/√2 + b2 (Gemm alpha = 1/√2). Backward: dq = (dr·W2ᵀ)/√2, dW2 = (qᵀ·dr)/√2,
+// du = dq·((1 + erf(u)) + u·(2/√π)·e^(−u²)) (= dq·√2·GELU'(a)), da = du/√2, so dW1 = (nᵀ·du)/√2, dn = (du·W1ᵀ)/√2.
+const attrFloat = (name: string, f: number): AttributeMsg => ({ name, type: AttributeType.FLOAT, f });
+const INV_SQRT2 = Math.SQRT1_2;
 
 function forward(g: GraphBuilder, cfg: MlpConfig, x: string): { saved: Saved[]; last: string; logits: string } {
   const P = IO.param;
@@ -176,18 +183,22 @@ function forward(g: GraphBuilder, cfg: MlpConfig, x: string): { saved: Saved[]; 
   const saved: Saved[] = [];
   for (let i = 0; i < cfg.depth; i++) {
     const b = `blocks.${i}`;
-    const mu = g.mean(h, 1);
-    const xc = g.sub(h, mu);
-    const variance = g.mean(g.mul(xc, xc), 1);
-    const rstd = g.op('Reciprocal', [g.op('Sqrt', [g.add(variance, g.scalar(LAYER_NORM_EPS))])]);
-    const xhat = g.mul(xc, rstd);
-    const normed = g.add(g.mul(xhat, P(`${b}.norm.gamma`)), P(`${b}.norm.beta`));
-    const pre = g.op('Gemm', [normed, P(`${b}.expand.weight`), P(`${b}.expand.bias`)]);
-    // Φ(a) = ½(1 + erf(a/√2)), kept for the backward pass.
-    const cdf = g.mul(g.add(g.op('Erf', [g.mul(pre, g.scalar(Math.SQRT1_2))]), g.scalar(1)), g.scalar(0.5));
-    const act = g.mul(pre, cdf);
-    const branch = g.op('Gemm', [act, P(`${b}.collapse.weight`), P(`${b}.collapse.bias`)]);
-    saved.push({ input: h, xhat, rstd, normed, pre, cdf, act });
+    // The fused LayerNormalization also returns μ and 1/σ, which the backward pass needs.
+    const normed = `${b}/normed`;
+    const mean = `${b}/mean`;
+    const rstd = `${b}/rstd`;
+    g.nodes.push({
+      op_type: 'LayerNormalization',
+      name: `${b}/LayerNorm`,
+      input: [h, P(`${b}.norm.gamma`), P(`${b}.norm.beta`)],
+      output: [normed, mean, rstd],
+      attribute: [attrInt('axis', -1), attrFloat('epsilon', LAYER_NORM_EPS)],
+    });
+    const u = g.op('Gemm', [normed, P(`${b}.expand.weight`), P(`${b}.expand.bias`)], [attrFloat('alpha', INV_SQRT2), attrFloat('beta', INV_SQRT2)]);
+    const erf1 = g.add(g.op('Erf', [u]), g.scalar(1));
+    const q = g.mul(u, erf1);
+    const branch = g.op('Gemm', [q, P(`${b}.collapse.weight`), P(`${b}.collapse.bias`)], [attrFloat('alpha', INV_SQRT2)]);
+    saved.push({ input: h, mean, rstd, normed, u, erf1, q });
     h = g.add(h, branch);
   }
   const logits = g.op('Gemm', [h, P('head.weight'), P('head.bias')]);
@@ -205,34 +216,43 @@ function backward(
 ): Map<string, string> {
   const P = IO.param;
   const grads = new Map<string, string>();
-  // dW = Aᵀ·dZ and dA = dZ·Wᵀ, in the chosen style.
-  const weightGrad = (a: string, dZ: string) =>
-    style === 'gemm' ? g.op('Gemm', [a, dZ], [attrInt('transA', 1)]) : g.op('MatMul', [g.op('Transpose', [a]), dZ]);
-  const inputGrad = (dZ: string, w: string) =>
-    style === 'gemm' ? g.op('Gemm', [dZ, w], [attrInt('transB', 1)]) : g.op('MatMul', [dZ, g.op('Transpose', [w])]);
-  const linearBack = (name: string, a: string, dZ: string, needInput: boolean): string | undefined => {
-    grads.set(`${name}.weight`, weightGrad(a, dZ));
-    grads.set(`${name}.bias`, g.sum(dZ, 0, false));
-    return needInput ? inputGrad(dZ, P(`${name}.weight`)) : undefined;
+  // dW = α·Aᵀ·dZ and dA = α·dZ·Wᵀ, in the chosen style.
+  const scaled = (alpha: number, name: string) => (alpha === 1 ? name : g.mul(name, g.scalar(alpha)));
+  const alphaAttr = (alpha: number) => (alpha === 1 ? [] : [attrFloat('alpha', alpha)]);
+  const weightGrad = (a: string, dZ: string, alpha: number) =>
+    style === 'gemm'
+      ? g.op('Gemm', [a, dZ], [attrInt('transA', 1), ...alphaAttr(alpha)])
+      : scaled(alpha, g.op('MatMul', [g.op('Transpose', [a]), dZ]));
+  const inputGrad = (dZ: string, w: string, alpha: number) =>
+    style === 'gemm'
+      ? g.op('Gemm', [dZ, w], [attrInt('transB', 1), ...alphaAttr(alpha)])
+      : scaled(alpha, g.op('MatMul', [dZ, g.op('Transpose', [w])]));
+  /** Gradients of y = α·A·W + β·b given dY; returns dA when asked. */
+  const linearBack = (name: string, a: string, dZ: string, alpha: number, biasScale: number, needInput: boolean) => {
+    grads.set(`${name}.weight`, weightGrad(a, dZ, alpha));
+    grads.set(`${name}.bias`, scaled(biasScale, g.sum(dZ, 0, false)));
+    return needInput ? inputGrad(dZ, P(`${name}.weight`), alpha) : '';
   };
 
-  let dh = linearBack('head', fwd.last, dz, true)!;
+  let dh = linearBack('head', fwd.last, dz, 1, 1, true);
   for (let i = cfg.depth - 1; i >= 0; i--) {
     const b = `blocks.${i}`;
     const s = fwd.saved[i];
     // The residual passes dh through unchanged; the branch adds its own contribution below.
-    const dAct = linearBack(`${b}.collapse`, s.act, dh, true)!;
-    // GELU'(a) = Φ(a) + a·φ(a), φ(a) = e^(−a²/2)/√(2π)
-    const pdf = g.mul(g.op('Exp', [g.mul(g.mul(s.pre, s.pre), g.scalar(-0.5))]), g.scalar(1 / Math.sqrt(2 * Math.PI)));
-    const dPre = g.mul(dAct, g.add(s.cdf, g.mul(s.pre, pdf)));
-    const dNormed = linearBack(`${b}.expand`, s.normed, dPre, true)!;
-    grads.set(`${b}.norm.gamma`, g.sum(g.mul(dNormed, s.xhat), 0, false));
+    const dq = linearBack(`${b}.collapse`, s.q, dh, INV_SQRT2, 1, true);
+    // (2/√π)·e^(−u²) as e^(ln(2/√π) − u²): one Exp, no extra Mul.
+    const bump = g.op('Exp', [g.sub(g.scalar(Math.log(2 / Math.sqrt(Math.PI))), g.mul(s.u, s.u))]);
+    const du = g.mul(dq, g.add(s.erf1, g.mul(s.u, bump)));
+    // u = (n·W1 + b1)/√2: the Gemm alphas below carry the 1/√2 (db1 = Σ du/√2).
+    const dNormed = linearBack(`${b}.expand`, s.normed, du, INV_SQRT2, INV_SQRT2, true);
+    const xhat = g.mul(g.sub(s.input, s.mean), s.rstd);
+    grads.set(`${b}.norm.gamma`, g.sum(g.mul(dNormed, xhat), 0, false));
     grads.set(`${b}.norm.beta`, g.sum(dNormed, 0, false));
     const dXhat = g.mul(dNormed, P(`${b}.norm.gamma`));
-    const centred = g.sub(g.sub(dXhat, g.mean(dXhat, 1)), g.mul(s.xhat, g.mean(g.mul(dXhat, s.xhat), 1)));
+    const centred = g.sub(g.sub(dXhat, g.mean(dXhat, 1)), g.mul(xhat, g.mean(g.mul(dXhat, xhat), 1)));
     dh = g.add(dh, g.mul(centred, s.rstd));
   }
-  linearBack('stem', x, dh, false);
+  linearBack('stem', x, dh, 1, 1, false);
   return grads;
 }
 
