@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LAYER_NORM_EPS, forwardReference, gelu, initWeights, namedTensors, type MlpConfig, type MlpWeights } from '../../src/model/mlp.js';
 import { createRng, normal } from '../../src/util/rng.js';
 import type { StepHyper, TrainBatch } from '../../src/train/engines/engine.js';
+import { createEngine as createTfjsEngine } from '../../src/train/engines/tfjs.js';
 import { OrtEngine, createEngine, lionInPlace, lossAndGradients, type LionPlacement } from '../../src/train/engines/ort.js';
 import { lionUpdate } from '../../src/train/lion.js';
 import { createLionArena, simdAvailable } from '../../src/train/engines/lion-simd.js';
@@ -108,6 +109,17 @@ function lionStep64(cfg: MlpConfig, p: Params64, m: Params64, b: TrainBatch, hp:
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** initWeights with LayerNorm γ ≠ 1 and β ≠ 0, so a backward pass that drops γ or β cannot pass by accident. */
+function weights(seed: number): MlpWeights {
+  const w = initWeights(CFG, seed);
+  const rng = createRng(seed + 1000);
+  for (const b of w.blocks) {
+    b.norm.gamma.forEach((_, i) => (b.norm.gamma[i] = 1 + 0.3 * normal(rng)));
+    b.norm.beta.forEach((_, i) => (b.norm.beta[i] = 0.3 * normal(rng)));
+  }
+  return w;
+}
+
 function randomBatch(cfg: MlpConfig, size: number, seed: number): TrainBatch {
   const rng = createRng(seed);
   const x = Float32Array.from({ length: size * cfg.inputDim }, () => normal(rng));
@@ -141,13 +153,13 @@ function newEngine(lion?: LionPlacement): OrtEngine {
 
 describe('ort training graph', () => {
   it('names its parameters exactly as namedTensors, in the same order', () => {
-    const named = namedTensors(initWeights(CFG, 0)).map((t) => ({ name: t.name, shape: t.shape }));
+    const named = namedTensors(weights(0)).map((t) => ({ name: t.name, shape: t.shape }));
     expect(paramSpecs(CFG).map((s) => ({ name: s.name, shape: s.shape }))).toEqual(named);
     expect(paramSpecs(CFG).filter((s) => s.head).map((s) => s.name)).toEqual(['head.weight', 'head.bias']);
   });
 
   it('the float64 test reference computes the same logits as the project reference forward pass', () => {
-    const w = initWeights(CFG, 3);
+    const w = weights(3);
     const b = randomBatch(CFG, 4, 4);
     const mine = logits64(CFG, toParams64(w), b.x, b.size);
     const ref = forwardReference(CFG, w, b.x, b.size).logits;
@@ -155,7 +167,7 @@ describe('ort training graph', () => {
   });
 
   it.each(['gemm', 'transpose'] as const)('gradients match central finite differences (%s matmuls)', async (matmul) => {
-    const w = initWeights(CFG, 5);
+    const w = weights(5);
     const b = randomBatch(CFG, 6, 6);
     const p = toParams64(w);
     const { loss, grads } = await lossAndGradients(CFG, w, b, { ...OPTS, matmul });
@@ -175,7 +187,7 @@ describe('OrtEngine', () => {
   const hyper: StepHyper = { lr: 0.01, beta1: 0.9, beta2: 0.99, weightDecay: 0.1, bodyLrScale: 0.5 };
 
   it.each(['host', 'graph'] as const)('three LION steps (%s) match the float64 reference: loss, weights and momenta within 1e-4 relative', async (lion) => {
-    const w = initWeights(CFG, 7);
+    const w = weights(7);
     const rng = createRng(8);
     // Non-zero starting momenta exercise β1/β2 mixing and the resume path of init().
     const m0 = namedTensors(w).map((t) => Float32Array.from(t.data, () => 0.01 * normal(rng)));
@@ -202,12 +214,12 @@ describe('OrtEngine', () => {
   });
 
   it.each(['host', 'graph'] as const)('predict gives the reference logits, and a different batch size gets its own step graph (%s)', async (lion) => {
-    const w = initWeights(CFG, 9);
+    const w = weights(9);
     const engine = newEngine(lion);
     await engine.init(CFG, w);
     const b = randomBatch(CFG, 5, 10);
     const got = await engine.predict(b.x, b.size);
-    expect(worstRelErr(got, forwardReference(CFG, w, b.x, b.size).logits, 1e-3)).toBeLessThan(1e-5);
+    expect(worstRelErr(got, forwardReference(CFG, w, b.x, b.size).logits, 1e-3)).toBeLessThan(1e-4);
 
     await engine.step(randomBatch(CFG, 6, 11), hyper);
     const odd = randomBatch(CFG, 3, 12);
@@ -219,11 +231,11 @@ describe('OrtEngine', () => {
     namedTensors(await engine.readWeights()).forEach((t, i) => expect(worstRelErr(t.data, p[i], 1e-3), t.name).toBeLessThan(1e-4));
     // predict reads the live (post-step) weights
     const after = await engine.predict(b.x, b.size);
-    expect(worstRelErr(after, forwardReference(CFG, await engine.readWeights(), b.x, b.size).logits, 1e-3)).toBeLessThan(1e-5);
+    expect(worstRelErr(after, forwardReference(CFG, await engine.readWeights(), b.x, b.size).logits, 1e-3)).toBeLessThan(1e-4);
   });
 
   it('init copies: the caller’s arrays are not modified by steps', async () => {
-    const w = initWeights(CFG, 13);
+    const w = weights(13);
     const before = namedTensors(w).map((t) => t.data.slice());
     const engine = (await createEngine(OPTS)) as OrtEngine;
     engines.push(engine);
@@ -273,14 +285,38 @@ describe('OrtEngine', () => {
     });
   });
 
+  it('one step matches the tfjs engine: same loss, weights and momenta within 1e-4 relative', async () => {
+    const w = weights(17);
+    const rng = createRng(18);
+    const m0 = namedTensors(w).map((t) => Float32Array.from(t.data, () => 0.01 * normal(rng)));
+    const b = randomBatch(CFG, 6, 19);
+    const ortEngine = newEngine();
+    const tfjs = await createTfjsEngine();
+    try {
+      await ortEngine.init(CFG, w, m0);
+      await tfjs.init(CFG, w, m0);
+      const a = await ortEngine.step(b, hyper);
+      const t = await tfjs.step(b, hyper);
+      expect(Math.abs(a.loss - t.loss) / t.loss).toBeLessThan(1e-4);
+      const [wa, wt] = [namedTensors(await ortEngine.readWeights()), namedTensors(await tfjs.readWeights())];
+      const [ma, mt] = [await ortEngine.readMomentum(), await tfjs.readMomentum()];
+      wa.forEach((t, i) => {
+        expect(worstRelErr(t.data, wt[i].data, 1e-3), t.name).toBeLessThan(1e-4);
+        expect(worstRelErr(ma[i], mt[i], 1e-4), `momentum of ${t.name}`).toBeLessThan(1e-4);
+      });
+    } finally {
+      await tfjs.dispose();
+    }
+  });
+
   it('BAD CALL - step before init, short inputs, non-finite lr, wrong momentum count', async () => {
     const engine = newEngine();
     await expect(engine.step(randomBatch(CFG, 2, 1), hyper)).rejects.toThrow(/call init\(\)/);
-    await engine.init(CFG, initWeights(CFG, 1));
+    await engine.init(CFG, weights(1));
     const b = randomBatch(CFG, 2, 1);
     await expect(engine.step({ ...b, x: b.x.subarray(1) }, hyper)).rejects.toThrow(/batch\.x has 23 values/);
     await expect(engine.step(b, { ...hyper, lr: NaN })).rejects.toThrow(/lr is NaN/);
-    await expect(engine.init(CFG, initWeights(CFG, 1), [new Float32Array(1)])).rejects.toThrow(/momentum has 1 tensors/);
+    await expect(engine.init(CFG, weights(1), [new Float32Array(1)])).rejects.toThrow(/momentum has 1 tensors/);
     expect(() => new OrtEngine({ intraOpNumThreads: 0 })).toThrow(RangeError);
     expect(() => new OrtEngine({ lion: 'gpu' as LionPlacement })).toThrow(/lion "gpu"/);
     expect(() => buildTrainGraph(CFG, { batch: 0, mode: 'step' })).toThrow(/batch 0/);

@@ -38,6 +38,8 @@ export interface OrtEngineOptions {
   matmul?: MatmulStyle;
   /** Default: `graph` on CUDA, `host` on CPU. */
   lion?: LionPlacement;
+  /** Whether idle intra-op threads spin-wait. Default: onnxruntime's (spin). */
+  spinning?: boolean;
 }
 
 interface ResolvedOptions {
@@ -45,6 +47,7 @@ interface ResolvedOptions {
   intraOpNumThreads: number;
   matmul: MatmulStyle;
   lion: LionPlacement | undefined;
+  spinning: boolean | undefined;
 }
 
 /** Rows per predict run: bounds the input tensor a single run holds. */
@@ -65,10 +68,10 @@ function validateOptions(opts: OrtEngineOptions): ResolvedOptions {
   if (matmul !== 'gemm' && matmul !== 'transpose') throw new RangeError(`matmul "${matmul}" is not gemm or transpose`);
   if (opts.lion !== undefined && opts.lion !== 'graph' && opts.lion !== 'host')
     throw new RangeError(`lion "${opts.lion}" is not graph or host`);
-  return Object.freeze({ executionProviders: [...providers], intraOpNumThreads: threads, matmul, lion: opts.lion });
+  return Object.freeze({ executionProviders: [...providers], intraOpNumThreads: threads, matmul, lion: opts.lion, spinning: opts.spinning });
 }
 
-function sessionOptions(provider: OrtProvider, threads: number): ort.InferenceSession.SessionOptions {
+function sessionOptions(provider: OrtProvider, threads: number, spinning: boolean | undefined): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: [provider],
     graphOptimizationLevel: 'all',
@@ -79,20 +82,21 @@ function sessionOptions(provider: OrtProvider, threads: number): ort.InferenceSe
     // Static shapes: the memory pattern plans every intermediate buffer once.
     enableMemPattern: true,
     logSeverityLevel: 3,
+    // Idle pool threads spin by default (fastest on a quiet machine); off yields the core, as OMP_WAIT_POLICY=PASSIVE.
+    ...(spinning === undefined ? {} : { extra: { session: { intra_op: { allow_spinning: spinning ? '1' : '0' } } } }),
   };
 }
 
 /** Opens the graph `build(provider)` on the first provider that starts. */
 async function openSession<T>(
-  providers: readonly OrtProvider[],
-  threads: number,
+  { executionProviders: providers, intraOpNumThreads: threads, spinning }: ResolvedOptions,
   build: (provider: OrtProvider) => { bytes: Uint8Array; tag: T },
 ): Promise<{ session: ort.InferenceSession; provider: OrtProvider; tag: T }> {
   const failures: string[] = [];
   for (const provider of providers) {
     try {
       const { bytes, tag } = build(provider);
-      return { session: await ort.InferenceSession.create(bytes, sessionOptions(provider, threads)), provider, tag };
+      return { session: await ort.InferenceSession.create(bytes, sessionOptions(provider, threads, spinning)), provider, tag };
     } catch (err) {
       failures.push(`${provider}: ${(err as Error).message.split('\n')[0]}`);
     }
@@ -263,7 +267,7 @@ export class OrtEngine implements Engine {
   async predict(x: Float32Array, n: number): Promise<Float32Array> {
     const { cfg, sets } = this.ready();
     const input = exactRows(x, n, cfg.inputDim, 'x');
-    this.predictSession ??= openSession(this.opts.executionProviders, this.opts.intraOpNumThreads, () => ({
+    this.predictSession ??= openSession(this.opts, () => ({
       bytes: buildPredictGraph(cfg),
       tag: undefined,
     })).then((s) => s.session);
@@ -322,7 +326,7 @@ export class OrtEngine implements Engine {
     if (!s) {
       const cfg = this.cfg!;
       const { matmul } = this.opts;
-      s = openSession(this.opts.executionProviders, this.opts.intraOpNumThreads, (provider) => {
+      s = openSession(this.opts, (provider) => {
         const lion = this.opts.lion ?? (provider === 'cuda' ? 'graph' : 'host');
         const mode = lion === 'graph' ? 'step' : 'grads';
         return { bytes: buildTrainGraph(cfg, { batch, mode, matmul }), tag: lion };
@@ -364,7 +368,7 @@ export async function lossAndGradients(
   assertWeightsMatch(cfg, weights);
   const o = validateOptions(opts);
   const n = batch.size;
-  const { session } = await openSession(o.executionProviders, o.intraOpNumThreads, () => ({
+  const { session } = await openSession(o, () => ({
     bytes: buildTrainGraph(cfg, { batch: n, mode: 'grads', matmul: o.matmul }),
     tag: undefined,
   }));
