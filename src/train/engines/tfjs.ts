@@ -47,14 +47,20 @@ export function initTfjsBackend(): Promise<string> {
 // ---------------------------------------------------------------------------------------------------------------
 // Layers. Shapes in comments: n = batch, d = input dim, w = width, h = hidden (expansion·w), k = classes.
 
-/** a·b with gradients dA = dY·bᵀ and dB = aᵀ·dY, each a non-transposed product of an explicit transpose. */
+/**
+ * a·b for a = activations [n, in], b = weights [in, out], with gradients
+ *   dA = dY·bᵀ = (b·dYᵀ)ᵀ    and    dB = aᵀ·dY,
+ * each a non-transposed product. Only activation-sized tensors (n rows) are transposed, never a weight: for a
+ * 512×2048 weight at n = 128 that is 4× less data moved than transposing b.
+ */
 const matMul = tf.customGrad((a, b, save) => {
   (save as tf.GradSaveFunc)([a as tf.Tensor2D, b as tf.Tensor2D]);
   return {
     value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
     gradFunc: (dy, saved) => {
       const [sa, sb] = saved as tf.Tensor2D[];
-      return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy as tf.Tensor2D)];
+      const d = dy as tf.Tensor2D;
+      return [tf.transpose(tf.matMul(sb, tf.transpose(d))), tf.matMul(tf.transpose(sa), d)];
     },
   };
 }) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
