@@ -51,6 +51,9 @@ export function sessionOptions(provider: ExecutionProvider, o: SessionOptions): 
     enableMemPattern: true,
     // 3 = errors only: a provider's own "failed to load" noise is replaced by our single warning.
     logSeverityLevel: 3,
+    // Idle intra-op threads sleep instead of spinning: a spinning pool takes the cores the main thread needs to
+    // parse HTTP and decode images between batches, on the small machines this is sized for.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
 }
 
