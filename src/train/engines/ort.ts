@@ -10,7 +10,10 @@
 //   preallocated sets of buffers; a step reads set A and writes set B (preallocated fetches), then they swap.
 
 
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { assertWeightsMatch, namedTensors, type MlpConfig, type MlpWeights } from '../../model/mlp.js';
 import type { Engine, OptimizerState, StepHyper, TrainBatch } from './engine.js';
@@ -87,6 +90,19 @@ function sessionOptions(provider: OrtProvider, threads: number, spinning: boolea
   };
 }
 
+/**
+ * Whether onnxruntime-node's CUDA provider library is installed next to its binding (it is downloaded separately).
+ * Without it, trying the provider only makes onnxruntime log a load error on every session, so it is skipped.
+ */
+function cudaProviderInstalled(): boolean {
+  try {
+    const root = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
+    return existsSync(join(root, 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so'));
+  } catch {
+    return false;
+  }
+}
+
 /** Opens the graph `build(provider)` on the first provider that starts. */
 async function openSession<T>(
   { executionProviders: providers, intraOpNumThreads: threads, spinning }: ResolvedOptions,
@@ -94,6 +110,10 @@ async function openSession<T>(
 ): Promise<{ session: ort.InferenceSession; provider: OrtProvider; tag: T }> {
   const failures: string[] = [];
   for (const provider of providers) {
+    if (provider === 'cuda' && !cudaProviderInstalled()) {
+      failures.push('cuda: provider library not installed');
+      continue;
+    }
     try {
       const { bytes, tag } = build(provider);
       return { session: await ort.InferenceSession.create(bytes, sessionOptions(provider, threads, spinning)), provider, tag };
