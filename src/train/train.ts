@@ -359,13 +359,26 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
       `${o.epochs} epochs × ${stepsPerEpoch} steps of ${batchSize}, engine ${engine.name}`,
   );
 
-  const buf: BatchBuffers = {
+  // Two sets of batch buffers: the next batch is built into one while the engine still reads the other.
+  const buffers: BatchBuffers[] = [0, 1].map(() => ({
     x: new Float32Array(batchSize * cfg.inputDim),
     y: new Float32Array(batchSize * classes),
     labels: new Uint16Array(batchSize),
     view: new Uint8Array(cfg.inputDim),
+  }));
+  const orders = new Map<number, Uint32Array>(); // epoch → data order (this epoch and, near its end, the next)
+  const batchFor = (s: number): TrainBatch => {
+    const epoch = Math.floor(s / stepsPerEpoch);
+    let perm = orders.get(epoch);
+    if (!perm) {
+      perm = permutation(createRng(streamSeed(o.seed, 1, epoch)), trainData.size);
+      orders.set(epoch, perm);
+      orders.delete(epoch - 1);
+    }
+    const at = (s % stepsPerEpoch) * batchSize;
+    return makeBatch(o, trainData, perm.subarray(at, at + batchSize), geo, norm, classes, s, buffers[s % 2]);
   };
-  let order: { epoch: number; perm: Uint32Array } | undefined;
+  let prefetched: TrainBatch | undefined;
   let checkpoint: string | undefined;
   let stopped = false;
   const startStep = step;
@@ -414,6 +427,7 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
       }
       if (step === totalSteps) break;
       if (hooks.signal?.aborted) {
+        // (A prefetched batch is simply dropped: a batch is a pure function of its step.)
         await writeCheckpoint();
         say.line(`stopped at step ${step}; checkpoint ${checkpoint}`);
         stopped = true;
@@ -425,13 +439,12 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
 
       // 3. The batch: this epoch's order, then augmentation, smoothing and MixUp seeded by the step.
       const t0 = performance.now();
-      if (order?.epoch !== epoch)
-        order = { epoch, perm: permutation(createRng(streamSeed(o.seed, 1, epoch)), trainData.size) };
-      const at = (step % stepsPerEpoch) * batchSize;
-      const batch = makeBatch(o, trainData, order.perm.subarray(at, at + batchSize), geo, norm, classes, step, buf);
+      const batch = prefetched ?? batchFor(step);
 
-      // 4. Forward, backward, LION.
-      const { loss } = await engine.step(batch, { lr, beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay });
+      // 4. Forward, backward, LION. While the engine works (onnxruntime runs off this thread), build the next batch.
+      const pending = engine.step(batch, { lr, beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay });
+      prefetched = step + 1 < totalSteps ? batchFor(step + 1) : undefined;
+      const { loss } = await pending;
       if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${step} (lr ${lr}): the run diverged`);
       trainSeconds += (performance.now() - t0) / 1000;
 
