@@ -186,7 +186,7 @@ export function streamSeed(seed: number, stream: number, index: number): number 
 
 export function defaultModelName(data: string, arch: string): string {
   const base = /^(?:idx|cifar10|cifar100|folder):(.+)$/.exec(data)?.[1] ?? data;
-  const stem = basename(resolve(base)) === base ? base : basename(resolve(base));
+  const stem = basename(resolve(base)); // a data set name, or the last part of its directory
   return `${stem}-${arch}`.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
 }
 
@@ -312,7 +312,7 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
   const cfg: MlpConfig = { depth, width, expansion: o.expansion, inputDim: geo.channels * geo.height * geo.width, classes };
   const { engine, note } = await createEngine(o.engine);
   if (note) say.line(note);
-  const name = o.name ?? defaultModelName(o.data, archName(cfg));
+  const name = o.name ?? defaultModelName(source.name, archName(cfg));
   const modelDir = resolve(o.out, name);
   await mkdir(modelDir, { recursive: true });
 
