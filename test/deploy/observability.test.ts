@@ -136,7 +136,8 @@ beforeAll(async () => {
   const port = await freePort();
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !CONFIG_ENV_VARS.includes(k)));
   const env = { ...inherited, ...configMap.data, PORT: String(port), HOST: '127.0.0.1', MODELS_DIR: join(dir, 'models'), QUEUE_MAX: String(QUEUE_MAX) };
-  server = spawn(runtimeStage.cmd![0]!, runtimeStage.cmd!.slice(1), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, so that cleanup after a failure can end npm, tsx and the server together.
+  server = spawn(runtimeStage.cmd![0]!, runtimeStage.cmd!.slice(1), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const keep = (d: Buffer) => (serverLog = (serverLog + d.toString()).slice(-20_000));
   server.stdout!.on('data', keep);
   server.stderr!.on('data', keep);
@@ -168,7 +169,15 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
+  // Normally empty by now (the shutdown test drains the server); after a failure it ends whatever of npm, tsx and
+  // the server is left. The group is the one spawn() created for them.
+  if (server?.pid) {
+    try {
+      process.kill(-server.pid, 'SIGKILL');
+    } catch {
+      // ESRCH: nothing left in the group
+    }
+  }
   await prom?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
