@@ -28,7 +28,16 @@ const { values } = parseArgs({
 const steps = Number(values.steps);
 const threadCounts = values.threads!.split(',').map(Number);
 
-async function ortImagesPerSecond(cfg: MlpConfig, threads: number): Promise<number> {
+interface OrtResult {
+  imagesPerSecond: number;
+  /** Medians over the timed steps: the onnxruntime run (graph + output copy) and the host-side LION update. */
+  runMs: number;
+  updateMs: number;
+}
+
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
+
+async function ortImagesPerSecond(cfg: MlpConfig, threads: number): Promise<OrtResult> {
   const engine = new OrtEngine({ executionProviders: ['cpu'], intraOpNumThreads: threads });
   await engine.init(cfg, initWeights(cfg, 0));
   const x = Float32Array.from({ length: BATCH * cfg.inputDim }, (_, i) => Math.sin(i));
@@ -37,13 +46,18 @@ async function ortImagesPerSecond(cfg: MlpConfig, threads: number): Promise<numb
     for (let k = 0; k < cfg.classes; k++) y[r * cfg.classes + k] = (k === r % cfg.classes ? 0.7 : 0) + 0.3 / cfg.classes;
   const hyper = { lr: 1e-4, beta1: 0.9, beta2: 0.99, weightDecay: 0.1 };
   let total = 0;
+  const run: number[] = [];
+  const update: number[] = [];
   for (let i = 0; i < WARMUP + steps; i++) {
     const t = performance.now();
     await engine.step({ x, y, size: BATCH }, hyper);
-    if (i >= WARMUP) total += performance.now() - t;
+    if (i < WARMUP) continue;
+    total += performance.now() - t;
+    run.push(engine.lastStep.runMs);
+    update.push(engine.lastStep.updateMs);
   }
   await engine.dispose();
-  return (BATCH * steps * 1000) / total;
+  return { imagesPerSecond: (BATCH * steps * 1000) / total, runMs: median(run), updateMs: median(update) };
 }
 
 async function torchImagesPerSecond(cfg: MlpConfig, threads: number): Promise<number | undefined> {
@@ -64,15 +78,18 @@ console.log(`training images/s, batch ${BATCH}, 64×64×3 → 10 classes, ${step
 console.log(`${'arch'.padEnd(12)} ${threadCounts.map((t) => `ort@${t}`.padStart(7)).join(' ')} ${threadCounts.map((t) => `torch@${t}`.padStart(7)).join(' ')}   ratio (best/best)`);
 for (const name of values.arch!.split(',')) {
   const cfg: MlpConfig = { ...parseArch(name), expansion: 4, inputDim: 3 * 64 * 64, classes: 10 };
-  const ort: number[] = [];
+  const results: OrtResult[] = [];
   const torch: (number | undefined)[] = [];
   for (const t of threadCounts) {
-    ort.push(await ortImagesPerSecond(cfg, t));
+    results.push(await ortImagesPerSecond(cfg, t));
     torch.push(await torchImagesPerSecond(cfg, t));
   }
+  const ort = results.map((r) => r.imagesPerSecond);
   const bestOrt = Math.max(...ort);
+  const best = results[ort.indexOf(bestOrt)];
   const torchOk = torch.filter((v): v is number => v !== undefined);
   const bestTorch = torchOk.length ? Math.max(...torchOk) : undefined;
   const ratio = bestTorch ? `${(bestOrt / bestTorch).toFixed(2)}×` : 'n/a';
-  console.log(`${name.padEnd(12)} ${ort.map(fmt).join(' ')} ${torch.map(fmt).join(' ')}   ${ratio}`);
+  const split = `(ort step: run ${best.runMs.toFixed(1)} ms + LION ${best.updateMs.toFixed(1)} ms)`;
+  console.log(`${name.padEnd(12)} ${ort.map(fmt).join(' ')} ${torch.map(fmt).join(' ')}   ${ratio.padEnd(6)} ${split}`);
 }

@@ -204,6 +204,8 @@ export class OrtEngine implements Engine {
   private predictSession?: Promise<ort.InferenceSession>;
   /** The provider step sessions actually run on (after any fallback). */
   provider?: OrtProvider;
+  /** Wall time of the last step's onnxruntime run and of its host-side LION update (0 in-graph), in ms. */
+  readonly lastStep = { runMs: 0, updateMs: 0 };
   private readonly scalars = Object.fromEntries(SCALAR_INPUTS.map((n) => [n, f32(new Float32Array(1), [])])) as Record<
     (typeof SCALAR_INPUTS)[number],
     ort.Tensor
@@ -265,11 +267,16 @@ export class OrtEngine implements Engine {
         fetches[IO.newParam(s.name)] = to.params[i];
         fetches[IO.newMomentum(s.name)] = to.momenta[i];
       });
+      const t0 = performance.now();
       await session.run(feeds, fetches);
+      this.lastStep.runMs = performance.now() - t0;
+      this.lastStep.updateMs = 0;
       this.current = 1 - this.current;
     } else {
       this.specs.forEach((s, i) => (fetches[IO.grad(s.name)] = this.grads[i]));
+      const t0 = performance.now();
       await session.run(feeds, fetches);
+      const t1 = performance.now();
       this.specs.forEach((s, i) => {
         const lr = s.head ? h.lr : h.lr * h.body_lr_scale;
         const decay = 1 - lr * h.weight_decay;
@@ -280,6 +287,8 @@ export class OrtEngine implements Engine {
           lionInPlace(from.params[i].data as Float32Array, from.momenta[i].data as Float32Array, grad, lr, decay, h.beta1, h.beta2);
         }
       });
+      this.lastStep.runMs = t1 - t0;
+      this.lastStep.updateMs = performance.now() - t1;
     }
     return { loss: (this.lossOut.data as Float32Array)[0] };
   }
