@@ -171,6 +171,9 @@ export function validateOptions(o: TrainOptions): void {
   if (o.channels !== 1 && o.channels !== 3) throw new RangeError(`channels ${String(o.channels)} must be 1 or 3`);
   if (!ENGINE_CHOICES.includes(o.engine)) throw new RangeError(`engine "${String(o.engine)}" is not one of ${ENGINE_CHOICES.join(', ')}`);
   validateAugment(o.augment);
+  // Checked now, not when the card is written after hours of training.
+  if (o.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(o.name))
+    throw new RangeError(`name "${o.name}" must be 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
 }
 
 /** Independent random streams from one seed: stream 1 = epoch order, 2 = a step's augmentation and MixUp. */

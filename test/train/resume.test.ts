@@ -71,6 +71,11 @@ describe('resume', () => {
     );
   });
 
+  it('BAD CALL - a model name that cannot be a directory is refused before any work', async () => {
+    await expect(train({ ...opts(join(root, 'bad')), name: '../evil' })).rejects.toThrow(/name "\.\.\/evil" must be/);
+    await expect(train({ ...opts(join(root, 'bad')), batchSize: 0 })).rejects.toThrow(/batchSize 0 must be a whole number/);
+  });
+
   it('EXPECTED FAILURE - --resume with no checkpoint says where it looked', async () => {
     await expect(train({ ...opts(join(root, 'empty')), resume: true })).rejects.toThrow(/--resume: no checkpoint in .*empty/);
   });
