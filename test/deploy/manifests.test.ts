@@ -301,3 +301,68 @@ describe('monitoring manifests', () => {
     expect(new RegExp(rule!.name.matches).test(/^([a-z_:]+)/.exec(rule!.seriesQuery)![1]!)).toBe(true);
   });
 });
+
+describe('Grafana dashboard', () => {
+  interface Panel {
+    id: number;
+    type: string;
+    title: string;
+    gridPos: { x: number; y: number; w: number; h: number };
+    datasource?: { type: string; uid: string };
+    targets?: { refId: string; expr: string; datasource?: { uid: string } }[];
+  }
+  const dash = JSON.parse(readFileSync(join(ROOT, DASHBOARD_FILE), 'utf8')) as {
+    uid: string;
+    panels: Panel[];
+    templating: { list: { name: string; type: string }[] };
+  };
+
+  it('lays out every panel on the 24-column grid without overlaps, with unique ids', () => {
+    const ids = dash.panels.map((p) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    const cells = new Set<string>();
+    for (const p of dash.panels) {
+      const { x, y, w, h } = p.gridPos;
+      expect(x + w, p.title).toBeLessThanOrEqual(24);
+      for (let i = x; i < x + w; i++)
+        for (let j = y; j < y + h; j++) {
+          expect(cells.has(`${i},${j}`), `${p.title} overlaps at ${i},${j}`).toBe(false);
+          cells.add(`${i},${j}`);
+        }
+    }
+  });
+
+  it('queries the selected data source with unique refIds, and offers model and instance variables', () => {
+    expect(dash.templating.list.map((v) => v.name)).toEqual(['datasource', 'model', 'instance']);
+    const panels = dash.panels.filter((p) => p.type !== 'row');
+    expect(panels.length).toBeGreaterThanOrEqual(15);
+    for (const p of panels) {
+      expect(p.datasource, p.title).toEqual({ type: 'prometheus', uid: '${datasource}' });
+      const refs = p.targets!.map((t) => t.refId);
+      expect(new Set(refs).size, p.title).toBe(refs.length);
+      for (const t of p.targets!) {
+        expect(t.datasource?.uid, p.title).toBe('${datasource}');
+        expect(t.expr, p.title).toMatch(/instance=~"\$instance"/);
+      }
+    }
+  });
+
+  it('covers what an operator asks first: rate, errors, latency, queue, batching, images/s, provider, memory, lag', () => {
+    const exprs = dash.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)).join('\n');
+    for (const needed of [
+      /rate\(mlp_http_request_duration_seconds_count/,
+      /status=~"5\.\."/,
+      /histogram_quantile\(0\.99, sum by \(le\) \(rate\(mlp_http_request_duration_seconds_bucket/,
+      /histogram_quantile\(0\.95/,
+      /histogram_quantile\(0\.5/,
+      /mlp_queue_wait_seconds_bucket/,
+      /mlp_batch_size_bucket/,
+      /mlp_inference_duration_seconds_bucket/,
+      /rate\(mlp_images_total/,
+      /mlp_model_info/,
+      /process_resident_memory_bytes/,
+      /nodejs_eventloop_lag/,
+    ])
+      expect(exprs).toMatch(needed);
+  });
+});
