@@ -330,10 +330,8 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
     const diff = recipeDifferences(ck.meta.recipe, recipeOf(o));
     if (diff.length) throw new RangeError(`--resume ${resumeFrom}: the options differ from the checkpoint's: ${diff.join('; ')}`);
     await engine.init(cfg, ck.weights, ck.momentum);
-    ({ step, epochLoss, evals } = ck.meta);
-    elapsedBefore = ck.meta.elapsedSeconds;
-    ({ curve, windowLoss } = ck.meta);
-    say.line(`resumed from ${resumeFrom} at step ${step} (epoch ${(step / Math.max(1, Math.floor(trainData.size / o.batchSize))).toFixed(2)})`);
+    ({ step, epochLoss, evals, curve, windowLoss, elapsedSeconds: elapsedBefore } = ck.meta);
+    say.line(`resumed from ${resumeFrom} at step ${step} (epoch ${ck.meta.epoch.toFixed(2)})`);
   } else {
     await engine.init(cfg, initWeights(cfg, o.seed));
   }
@@ -470,6 +468,9 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
       });
       hooks.onStep?.({ step, loss, lr });
     }
+  } catch (err) {
+    await engine.dispose();
+    throw err;
   } finally {
     say.done();
     await new Promise<void>((res) => log.end(res));
