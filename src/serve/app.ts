@@ -7,6 +7,7 @@ import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import type { Config } from '../config.js';
 import { Errors, RETRY_AFTER_SECONDS, toPublicError } from './errors.js';
+import { IMAGE_REQUEST_BODY } from './schemas.js';
 import { isPartAFile } from './inputs.js';
 import metricsPlugin from './plugins/metrics.js';
 import modelsPlugin from './plugins/models.js';
@@ -79,6 +80,16 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
         { name: 'models', description: 'What is served' },
         { name: 'operations', description: 'Health, readiness, metrics' },
       ],
+    },
+    // The image bodies are parsed by content-type parsers, not validated by a schema, so the document gets their
+    // description here.
+    transformObject: (doc) => {
+      if (!('openapiObject' in doc)) return doc.swaggerObject;
+      for (const path of ['/classify', '/embed']) {
+        const post = doc.openapiObject.paths?.[path]?.post as Record<string, unknown> | undefined;
+        if (post) post.requestBody = IMAGE_REQUEST_BODY;
+      }
+      return doc.openapiObject;
     },
   });
 

@@ -14,7 +14,9 @@ export type ModelQuery = Static<typeof ModelQuery>;
 export const ClassifyQuery = Type.Object(
   {
     model: Type.Optional(ModelName),
-    top_k: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'How many classes to return, most probable first.' }),
+    top_k: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'How many classes to return, most probable first (capped at the number of classes).' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -77,4 +79,20 @@ export const errorResponses = {
   504: ErrorBody,
 };
 
-export const IMAGE_CONSUMES = ['image/png', 'image/jpeg', 'image/webp', 'image/gif', 'image/tiff', 'application/octet-stream', 'multipart/form-data'];
+const binary = { type: 'string', format: 'binary' };
+
+/** OpenAPI requestBody of /classify and /embed: one raw image, or file parts. */
+export const IMAGE_REQUEST_BODY = {
+  required: true,
+  content: {
+    'image/*': { schema: binary },
+    'application/octet-stream': { schema: binary },
+    'multipart/form-data': {
+      schema: {
+        type: 'object',
+        description: '1..MAX_FILES file parts (any field names), answered in part order; other fields are ignored.',
+        additionalProperties: binary,
+      },
+    },
+  },
+};

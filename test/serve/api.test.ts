@@ -98,7 +98,10 @@ describe('operations', () => {
     for (const p of ['/classify', '/embed', '/models', '/healthz', '/readyz', '/metrics']) expect(doc.paths).toHaveProperty(p);
     const params = doc.paths['/classify'].post.parameters.map((p: any) => p.name).sort();
     expect(params).toEqual(['model', 'top_k']);
+    expect(doc.paths['/classify'].post.parameters.every((p: any) => p.required === false)).toBe(true);
     expect(doc.paths['/classify'].post.responses).toHaveProperty('413');
+    for (const path of ['/classify', '/embed'])
+      expect(Object.keys(doc.paths[path].post.requestBody.content).sort()).toEqual(['application/octet-stream', 'image/*', 'multipart/form-data']);
   });
 });
 

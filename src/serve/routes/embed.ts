@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config.js';
 import { readUpload } from '../inputs.js';
 import { runImages } from '../inference.js';
-import { EmbedResponse, IMAGE_CONSUMES, ModelQuery, errorResponses } from '../schemas.js';
+import { EmbedResponse, ModelQuery, errorResponses } from '../schemas.js';
 
 export default async function embedRoute(app: FastifyInstance, opts: { config: Readonly<Config> }): Promise<void> {
   const { config } = opts;
@@ -18,7 +18,6 @@ export default async function embedRoute(app: FastifyInstance, opts: { config: R
           'Same inputs as /classify. Raw body → {model, dim, embedding}; multipart → {model, dim, embeddings} in ' +
           'part order. The embedding is the final residual stream (the head\'s input), not normalised.',
         tags: ['inference'],
-        consumes: IMAGE_CONSUMES,
         querystring: ModelQuery,
         response: { 200: EmbedResponse, ...errorResponses },
       },
