@@ -97,6 +97,7 @@ export class InferencePool extends EventEmitter {
   private readonly backlog: Job[] = [];
   private nextId = 1;
   private closing = false;
+  private freeTurn = 0;
   private _providers: Record<string, ExecutionProvider> = {};
   /** Workers that died and were replaced since start (exposed for /readyz and tests). */
   restarts = 0;
@@ -248,7 +249,14 @@ export class InferencePool extends EventEmitter {
 
   private onFree(slot: Slot): void {
     const next = this.backlog.shift();
-    if (next) this.dispatch(slot, next);
-    else this.emit('free');
+    if (next) {
+      this.dispatch(slot, next);
+      return;
+    }
+    // Each model's batcher listens; the first to act takes the worker. Starting from a different one each time
+    // keeps one busy model from starving the others.
+    const listeners = this.listeners('free') as (() => void)[];
+    const start = this.freeTurn++ % Math.max(1, listeners.length);
+    for (let i = 0; i < listeners.length; i++) listeners[(start + i) % listeners.length]();
   }
 }
