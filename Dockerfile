@@ -32,7 +32,8 @@ ENV NODE_ENV=production \
     npm_config_cache=/tmp/.npm \
     npm_config_update_notifier=false
 WORKDIR /app
-COPY --from=build /app/package.json /app/package-lock.json /app/.npmrc /app/tsconfig.json ./
+# .npmrc stays behind: it only steers npm ci, and npm start would warn about its onnxruntime key on every start.
+COPY --from=build /app/package.json /app/package-lock.json /app/tsconfig.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/src ./src
 COPY models ./models

@@ -135,7 +135,17 @@ beforeAll(async () => {
   expect(runtimeStage.cmd).toEqual(['npm', 'start']);
   const port = await freePort();
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !CONFIG_ENV_VARS.includes(k)));
-  const env = { ...inherited, ...configMap.data, PORT: String(port), HOST: '127.0.0.1', MODELS_DIR: join(dir, 'models'), QUEUE_MAX: String(QUEUE_MAX) };
+  // As in the pod: the image's ENV, overridden by the ConfigMap; then what a local run must change.
+  const env = {
+    ...inherited,
+    ...runtimeStage.env,
+    ...configMap.data,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    MODELS_DIR: join(dir, 'models'),
+    QUEUE_MAX: String(QUEUE_MAX),
+    npm_config_cache: join(dir, 'npm-cache'),
+  };
   // Its own process group, so that cleanup after a failure can end npm, tsx and the server together.
   server = spawn(runtimeStage.cmd![0]!, runtimeStage.cmd!.slice(1), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const keep = (d: Buffer) => (serverLog = (serverLog + d.toString()).slice(-20_000));
