@@ -259,7 +259,7 @@ export interface ProbeOptions {
   seed?: number;
   /** Stop the λ path after this many weaker λ in a row without a better validation accuracy (default 3). */
   patience?: number;
-  /** Solver settings of the final fit; the λ path uses a 10× looser gradient tolerance (it only ranks λ). */
+  /** Solver settings of the final fit (default gradTol 1e-5); the λ path uses a 10× looser gradient tolerance. */
   solver?: LbfgsOptions;
 }
 
@@ -313,7 +313,9 @@ export function fitProbe(x: FeatureMatrix, labels: ArrayLike<number>, classes: n
   let warm: SoftmaxModel | undefined;
   let best: { lambda: number; acc: number; loss: number; model: SoftmaxModel } | undefined;
   const patience = o.patience ?? 3;
-  const pathSolver = { ...o.solver, gradTol: 10 * (o.solver?.gradTol ?? 1e-6) };
+  // Accuracy settles long before the weights do: 1e-5 (relative) for the final fit, 10× looser to rank λ.
+  const finalSolver = { ...o.solver, gradTol: o.solver?.gradTol ?? 1e-5 };
+  const pathSolver = { ...o.solver, gradTol: 10 * finalSolver.gradTol };
   let sinceBest = 0;
   // Weak λ are the slow fits and, past the optimum, only get worse: stop once `patience` of them did not help.
   for (const lambda of lambdas) {
@@ -331,7 +333,7 @@ export function fitProbe(x: FeatureMatrix, labels: ArrayLike<number>, classes: n
   const standardizer = fitStandardizer(x);
   const xAll = standardize(x, standardizer);
   // Warm start from the chosen validation model: the standardisation differs only slightly.
-  const final = fitSoftmax(xAll, labels, classes, best!.lambda, { ...o.solver, init: best!.model });
+  const final = fitSoftmax(xAll, labels, classes, best!.lambda, { ...finalSolver, init: best!.model });
   return {
     lambda: best!.lambda,
     path,

@@ -1,0 +1,116 @@
+// `npm run probe -- --url URL --model NAME --data DATASET [--train-n N --test-n N] [--local]`: linear probe on a
+// model's embeddings (fetched from a running service, or computed locally), raw pixels, or a random-init twin.
+// Parses flags and calls src/probe.
+
+import { writeFile } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DatasetMissingError } from '../src/data/resolve.js';
+import { countBar } from '../src/probe/progress.js';
+import { isModelDir, probeTable, runProbe, type FeatureSource, type ProbeReport } from '../src/probe/probe.js';
+
+const USAGE = `Usage: npm run probe -- --data <set> (--url <service> | --local) --model <name|dir> [options]
+
+Features (one of)
+  --url <url>            fetch embeddings from a running service's POST /embed (PNG uploads, multipart batches)
+  --local                compute embeddings in-process with onnxruntime from the model directory
+  --pixels               probe the raw pixels (no model)
+  --random-init          a random-init model of the model's architecture and input (needs the model directory)
+  --compare              the model (served with --url, else local), its random-init twin and raw pixels: a table
+Options
+  --model <name|dir>     model name (served: ?model=; local: a directory under --models-dir) or a model directory
+  --models-dir <dir>     where local models live (default $MODELS_DIR or models)
+  --data <set>           fashion-mnist | mnist | cifar10:DIR | cifar100:DIR | idx:DIR | folder:DIR | DIR
+  --train-n <n>          first n training images (default 6000)
+  --test-n <n>           first n test images (default 10000)
+  --batch-size <n>       images per /embed request (default 32)
+  --concurrency <n>      requests in flight (default 4)
+  --seed <n>             seed of the validation split and of the random-init twin (default 0)
+  --json <file>          also write the reports as JSON
+`;
+
+class UsageError extends Error {}
+
+function int(name: string, v: string | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new UsageError(`--${name} "${v}" is not a whole number ≥ 1`);
+  return Number(v);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const s = { type: 'string' } as const;
+  const b = { type: 'boolean' } as const;
+  const { values: v } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      url: s, model: s, 'models-dir': s, data: s, 'train-n': s, 'test-n': s, local: b, pixels: b, 'random-init': b,
+      compare: b, 'batch-size': s, concurrency: s, seed: s, json: s, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (v.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (!v.data) throw new UsageError('--data is required');
+  const seed = v.seed === undefined ? 0 : int('seed', v.seed, 0);
+  const modelsDir = v['models-dir'] ?? process.env.MODELS_DIR ?? 'models';
+  const modelDir = (): string => {
+    if (!v.model) throw new UsageError('--model is required for local, random-init and compare runs');
+    const candidates = isAbsolute(v.model) || v.model.includes('/') ? [resolve(v.model)] : [resolve(modelsDir, v.model), resolve(v.model)];
+    const dir = candidates.find(isModelDir);
+    if (!dir) throw new UsageError(`no model directory (model.onnx + model.json) at ${candidates.join(' or ')}`);
+    return dir;
+  };
+  const served = (): FeatureSource => ({
+    kind: 'served',
+    url: v.url!,
+    model: v.model,
+    batchSize: int('batch-size', v['batch-size'], 32),
+    concurrency: int('concurrency', v.concurrency, 4),
+  });
+
+  const modes = [v.url && !v.compare, v.local && !v.compare, v.pixels, v['random-init'], v.compare].filter(Boolean).length;
+  if (modes !== 1) throw new UsageError('choose one of --url, --local, --pixels, --random-init, --compare');
+  let sources: FeatureSource[];
+  if (v.compare) {
+    const dir = modelDir();
+    sources = [v.url ? served() : { kind: 'local', modelDir: dir }, { kind: 'random-init', modelDir: dir, seed }, { kind: 'pixels' }];
+  } else if (v.url) sources = [served()];
+  else if (v.local) sources = [{ kind: 'local', modelDir: modelDir() }];
+  else if (v.pixels) sources = [{ kind: 'pixels' }];
+  else sources = [{ kind: 'random-init', modelDir: modelDir(), seed }];
+
+  const reports: ProbeReport[] = [];
+  for (const source of sources) {
+    const name = source.kind === 'served' ? 'served' : source.kind;
+    const r = await runProbe({
+      data: v.data,
+      trainN: int('train-n', v['train-n'], 6000),
+      testN: int('test-n', v['test-n'], 10_000),
+      source,
+      probe: { seed },
+      progress: (split) => {
+        const bar = countBar(`${name} ${split} features`);
+        return { update: (d, t) => bar.update(d, t), done: () => bar.done() };
+      },
+    });
+    reports.push(r);
+    process.stdout.write(
+      `${r.features} on ${r.data}: test top-1 ${(100 * r.testAccuracy).toFixed(2)}% (λ ${r.lambda.toExponential(1)}, ` +
+        `val ${(100 * r.valAccuracy).toFixed(2)}%, dim ${r.dim}; features ${r.featureSeconds.toFixed(1)} s, fit ${r.fitSeconds.toFixed(1)} s` +
+        `${r.retries ? `, ${r.retries} retries` : ''})\n`,
+    );
+  }
+  if (reports.length > 1) process.stdout.write('\n' + probeTable(reports) + '\n');
+  if (v.json) await writeFile(v.json, JSON.stringify({ command: `npm run probe -- ${argv.join(' ')}`, reports }, null, 2) + '\n');
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  process.stderr.write(`${err instanceof DatasetMissingError ? '' : 'probe failed: '}${(err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,169 @@
+// A linear-probe run end to end: a data set's first N train and test images → features (served /embed, local
+// onnxruntime, a random-init twin of the model, or raw pixels) → the L2 logistic-regression probe → test accuracy.
+
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDataSource } from '../data/resolve.js';
+import type { Dataset } from '../data/dataset.js';
+import { CARD_FILE, readCard, ONNX_FILE } from '../model/card.js';
+import { initWeights } from '../model/mlp.js';
+import { buildCard, configFromCard, writeModelDir } from '../onnx/export.js';
+import { localEmbeddings, pixelFeatures, servedEmbeddings, type ImageList, type OnProgress } from './embeddings.js';
+import { evaluateProbe, fitProbe, type FeatureMatrix, type ProbeOptions } from './logreg.js';
+
+/** Where the features come from. */
+export type FeatureSource =
+  | { kind: 'served'; url: string; model?: string; batchSize?: number; concurrency?: number }
+  | { kind: 'local'; modelDir: string }
+  /** The model's architecture and input, freshly initialised: what training bought, by difference. */
+  | { kind: 'random-init'; modelDir: string; seed?: number }
+  | { kind: 'pixels' };
+
+export interface ProbeRunOptions {
+  /** `--data` spec (fashion-mnist, mnist, cifar10:DIR, …). */
+  data: string;
+  /** First N training images (default 6000). */
+  trainN?: number;
+  /** First N test images (default 10 000). */
+  testN?: number;
+  source: FeatureSource;
+  probe?: ProbeOptions;
+  /** Progress of feature extraction, per split. */
+  progress?: (split: string) => { update: OnProgress; done(): void };
+}
+
+export interface ProbeReport {
+  /** Human description of the features, e.g. `local fashion-mlp (B_4-Wi_512)`. */
+  features: string;
+  data: string;
+  trainN: number;
+  testN: number;
+  dim: number;
+  lambda: number;
+  valAccuracy: number;
+  trainAccuracy: number;
+  testAccuracy: number;
+  testLoss: number;
+  featureSeconds: number;
+  fitSeconds: number;
+  /** Retries the served client needed (503s, resets). */
+  retries?: number;
+}
+
+function firstN(ds: Dataset, n: number): ImageList {
+  if (!(Number.isInteger(n) && n >= 1)) throw new RangeError(`${ds.split} size ${n} must be a whole number ≥ 1`);
+  if (n > ds.size) throw new RangeError(`${ds.name} ${ds.split} has ${ds.size} images, ${n} were asked for`);
+  return { size: n, image: (i) => ds.image(i) };
+}
+
+function labelsOf(ds: Dataset, n: number): Int32Array {
+  return Int32Array.from({ length: n }, (_, i) => ds.label(i));
+}
+
+/** A random-init twin of the model in `modelDir` (same arch, input, normalisation), written to a temp directory. */
+async function randomTwin(modelDir: string, seed: number): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const card = await readCard(modelDir);
+  const cfg = configFromCard(card);
+  const dir = await mkdtemp(join(tmpdir(), 'probe-random-'));
+  const twin = buildCard({
+    name: `${card.name}-random-init`,
+    cfg,
+    labels: card.labels,
+    input: card.input,
+    normalization: card.normalization,
+    provenance: { kind: 'random', seed, twinOf: card.name },
+  });
+  await writeModelDir(dir, cfg, initWeights(cfg, seed), twin);
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+async function features(
+  source: FeatureSource,
+  images: ImageList,
+  progress: { update: OnProgress; done(): void } | undefined,
+): Promise<{ x: FeatureMatrix; description: string; retries?: number }> {
+  try {
+    switch (source.kind) {
+      case 'served': {
+        const r = await servedEmbeddings(images, { ...source, onProgress: progress?.update });
+        return { x: r, description: `served ${source.model ?? '(default model)'} via ${source.url}`, retries: r.retries };
+      }
+      case 'local': {
+        const r = await localEmbeddings(source.modelDir, images, { onProgress: progress?.update });
+        return { x: r, description: `${r.card.name} (${r.card.arch.name}, ${r.card.provenance.kind})` };
+      }
+      case 'random-init': {
+        const twin = await randomTwin(source.modelDir, source.seed ?? 0);
+        try {
+          const r = await localEmbeddings(twin.dir, images, { onProgress: progress?.update });
+          return { x: r, description: `random-init ${r.card.arch.name} (seed ${source.seed ?? 0})` };
+        } finally {
+          await twin.cleanup();
+        }
+      }
+      case 'pixels': {
+        const x = await pixelFeatures(images, undefined, progress?.update);
+        return { x, description: `raw pixels (${x.cols} values)` };
+      }
+      default:
+        throw new RangeError(`unknown feature source ${JSON.stringify(source satisfies never)}`);
+    }
+  } finally {
+    progress?.done();
+  }
+}
+
+/** Runs one probe (see the module comment). */
+export async function runProbe(o: ProbeRunOptions): Promise<ProbeReport> {
+  const trainN = o.trainN ?? 6000;
+  const testN = o.testN ?? 10_000;
+  const source = await openDataSource(o.data);
+  const trainImages = firstN(source.train, trainN);
+  const testImages = firstN(source.test, testN);
+  const t0 = performance.now();
+  const train = await features(o.source, trainImages, o.progress?.('train'));
+  const test = await features(o.source, testImages, o.progress?.('test'));
+  const featureSeconds = (performance.now() - t0) / 1000;
+  const classes = source.train.classes.length;
+  const yTrain = labelsOf(source.train, trainN);
+  const yTest = labelsOf(source.test, testN);
+  const fit = fitProbe(train.x, yTrain, classes, o.probe);
+  const scored = evaluateProbe(fit, test.x, yTest);
+  const chosen = fit.path.find((p) => p.lambda === fit.lambda)!;
+  return {
+    features: train.description,
+    data: `${source.name} (${source.train.split} ${trainN} / ${source.test.split} ${testN})`,
+    trainN,
+    testN,
+    dim: train.x.cols,
+    lambda: fit.lambda,
+    valAccuracy: chosen.valAccuracy,
+    trainAccuracy: fit.trainAccuracy,
+    testAccuracy: scored.accuracy,
+    testLoss: scored.loss,
+    featureSeconds,
+    fitSeconds: fit.seconds,
+    ...(train.retries !== undefined ? { retries: train.retries + (test.retries ?? 0) } : {}),
+  };
+}
+
+/** Markdown table of probe reports (docs/results.md, the CLI's --compare). */
+export function probeTable(reports: ProbeReport[]): string {
+  const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+  const lines = [
+    '| features | dim | λ | val top-1 | train top-1 | test top-1 |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...reports.map(
+      (r) =>
+        `| ${r.features} | ${r.dim} | ${r.lambda.toExponential(1)} | ${pct(r.valAccuracy)} | ${pct(r.trainAccuracy)} | ${pct(r.testAccuracy)} |`,
+    ),
+  ];
+  return lines.join('\n');
+}
+
+/** Whether `dir` holds a model (for the CLI's NAME-or-path argument). */
+export function isModelDir(dir: string): boolean {
+  return existsSync(join(dir, ONNX_FILE)) && existsSync(join(dir, CARD_FILE));
+}
