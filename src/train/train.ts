@@ -427,6 +427,9 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
         }
       }
       if (step === totalSteps) break;
+      // Let the event loop run once per step: a step of the wasm engine resolves without any I/O, so without this
+      // a Ctrl-C (a signal handler is a macrotask) would only be seen at the next evaluation's file writes.
+      await new Promise<void>((res) => setImmediate(res));
       if (hooks.signal?.aborted) {
         // (A prefetched batch is simply dropped: a batch is a pure function of its step.)
         await writeCheckpoint();

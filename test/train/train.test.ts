@@ -121,7 +121,7 @@ describe('train', () => {
     const cliOut = join(out, 'cli');
     const args = ['scripts/train.ts', '--data', 'fashion-mnist', '--arch', 'B_2-Wi_128', '--epochs', '1', '--out', cliOut,
       '--size', '28', '--max-examples', '1024', '--max-eval-examples', '500', '--engine', 'tfjs'];
-    const child = spawn(join('node_modules', '.bin', 'tsx'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -135,8 +135,36 @@ describe('train', () => {
     expect(card.input.width).toBe(28);
   }, 60_000);
 
+  it('Ctrl-C (SIGINT to the process group, as npm run train gets it) checkpoints, exits 130, and --resume finishes', async () => {
+    const sigOut = join(out, 'sigint');
+    const args = ['--import', 'tsx', 'scripts/train.ts', '--data', 'fashion-mnist', '--arch', 'B_1-Wi_32', '--epochs', '2',
+      '--out', sigOut, '--size', '16', '--max-examples', '2048', '--max-eval-examples', '200', '--batch-size', '32', '--engine', 'tfjs'];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    // The first progress line means the loop runs: interrupt it there, once (a second Ctrl-C quits at once).
+    let interrupted = false;
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (/img\/s/.test(stderr) && !interrupted) {
+        interrupted = true;
+        process.kill(-child.pid!, 'SIGINT');
+      }
+    });
+    expect(await new Promise((res) => child.on('close', res))).toBe(130);
+    expect(stdout).toMatch(/stopped at step \d+; checkpoint .*ckpt-e0000-s\d+-c.*\.json/);
+    expect(stderr).toMatch(/resume with: npm run train -- .* --resume /);
+    const resumed = spawn(process.execPath, [...args, '--resume'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let resumedOut = '';
+    resumed.stdout.on('data', (d) => (resumedOut += d));
+    expect(await new Promise((res) => resumed.on('close', res))).toBe(0);
+    expect(resumedOut).toMatch(/resumed from .* at step [1-9]\d*/);
+    expect((await readCard(join(sigOut, 'fashion-mnist-B_1-Wi_32'))).provenance).toMatchObject({ steps: 128 });
+  }, 60_000);
+
   it('BAD CALL - the CLI refuses a missing required flag with usage, exit code 2', async () => {
-    const child = spawn(join('node_modules', '.bin', 'tsx'), ['scripts/train.ts', '--data', 'fashion-mnist'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/train.ts', '--data', 'fashion-mnist'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     expect(await new Promise((res) => child.on('close', res))).toBe(2);
