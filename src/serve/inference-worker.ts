@@ -66,7 +66,10 @@ async function start(): Promise<void> {
   post({ type: 'ready', providers, warmupMs: performance.now() - t0 });
 }
 
-port.on('message', (msg: ToWorker) => {
+port.on('message', (msg: ToWorker | null) => {
+  // Anything but a run request breaks the protocol: the worker dies loudly and the pool replaces it (the tests use
+  // this to crash a worker at a chosen moment).
+  if (msg?.type !== 'run') throw new Error(`inference worker: unexpected message ${String(JSON.stringify(msg)).slice(0, 100)}`);
   const m = sessions.get(msg.model);
   if (!m) {
     post({ type: 'error', id: msg.id, message: `model ${msg.model} is not loaded in this worker` });

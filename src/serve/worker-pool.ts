@@ -89,8 +89,8 @@ function workerEntry(): { entry: string | URL; eval: boolean } {
 }
 
 /**
- * Events: 'free' when a worker can take a batch (batchers wait for it), 'dispatch' (index, model, size) when a batch
- * is handed to a worker, 'replaced' (index) when a dead worker's successor is ready.
+ * Events: 'free' when a worker can take a batch (batchers wait for it), 'dispatch' (index, model, size) just before a
+ * batch is posted to a worker, 'replaced' (index) when a dead worker's successor is ready.
  */
 export class InferencePool extends EventEmitter {
   private readonly slots: Slot[] = [];
@@ -148,20 +148,6 @@ export class InferencePool extends EventEmitter {
     });
   }
 
-  /**
-   * Stops one worker now (hung, misbehaving): its batch fails at once with WorkerCrashedError, even if the worker
-   * was about to answer, and a replacement starts as after a crash.
-   */
-  killWorker(index: number, reason = 'stopped by the server'): void {
-    const slot = this.slots[index];
-    if (!slot || slot.exited) return;
-    const job = slot.job;
-    slot.job = undefined;
-    slot.ready = false;
-    job?.reject(new WorkerCrashedError(reason));
-    void slot.worker.terminate();
-  }
-
   /** Terminates every worker; batches still running fail with WorkerCrashedError. */
   async close(): Promise<void> {
     this.closing = true;
@@ -171,8 +157,8 @@ export class InferencePool extends EventEmitter {
 
   private dispatch(slot: Slot, job: Job): void {
     slot.job = job;
-    slot.worker.postMessage(job.req, [job.req.input.buffer as ArrayBuffer]);
     this.emit('dispatch', slot.index, job.req.model, job.req.size);
+    slot.worker.postMessage(job.req, [job.req.input.buffer as ArrayBuffer]);
   }
 
   private spawn(index: number): Promise<void> {

@@ -106,8 +106,9 @@ describe('a worker that dies mid-batch', () => {
   it('fails only that batch, with 503 WORKER_RESTARTING; its replacement serves the next requests', async () => {
     const pool = srv.app.models.pool!;
     const restarts = pool.restarts;
-    // killWorker fails the batch even if the worker would have answered first (a plain terminate() races it).
-    pool.once('dispatch', (index: number) => pool.killWorker(index, 'test'));
+    // Just before the batch is posted, the worker is sent a message that makes it crash: it dies with the batch
+    // unread, as after a fatal error (a real crash, not terminate(), which could stop it inside onnxruntime).
+    pool.once('dispatch', (index: number) => pool.workers[index].postMessage(null));
     const doomed = await postFiles(srv.base, '/embed', Array.from({ length: 8 }, () => ({ bytes: png })));
     expect(doomed.status).toBe(503);
     expect(doomed.json).toEqual({ error: { code: 'WORKER_RESTARTING', message: expect.any(String) } });

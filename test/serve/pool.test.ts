@@ -97,13 +97,14 @@ describe('InferencePool', () => {
     const pool = await InferencePool.create({ workers: 1, log, init: init() });
     try {
       const replaced = new Promise((r) => pool.once('replaced', r));
-      // Stopped before it can read the batch: the batch is lost with the worker, as in a crash.
-      void pool.workers[0].terminate();
+      // A protocol violation crashes the worker; the batch posted right after it is lost with the worker.
+      pool.workers[0].postMessage(null);
       const lost = pool.run('p', new Float32Array(D), 1);
       await expect(lost).rejects.toBeInstanceOf(WorkerCrashedError);
       await replaced;
       expect(pool.restarts).toBe(1);
       expect(lines.some((l) => /exited \(code 1\); starting a replacement/.test(l))).toBe(true);
+      expect(lines.some((l) => /failed: inference worker: unexpected message null/.test(l))).toBe(true);
       expect((await pool.run('p', new Float32Array(D), 1)).logits).toHaveLength(3);
     } finally {
       await pool.close();
