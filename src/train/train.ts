@@ -257,6 +257,21 @@ export async function evaluate(
   return { accuracy: correct / data.size, loss: lossSum / data.size };
 }
 
+/**
+ * The data set's customary normalisation when it fits the channels asked for (a grey set's single value repeated
+ * for 3 channels), else the statistics of the training cache (e.g. CIFAR read as grey, image folders).
+ */
+export function chooseNormalization(
+  known: Normalization | undefined,
+  stats: { mean: number[]; std: number[] },
+  channels: 1 | 3,
+): Normalization {
+  if (known?.mean.length === channels) return { mean: [...known.mean], std: [...known.std] };
+  if (known?.mean.length === 1) return { mean: Array(channels).fill(known.mean[0]), std: Array(channels).fill(known.std[0]) };
+  const round = (v: number) => Math.round(v * 100) / 100;
+  return { mean: stats.mean.map(round), std: stats.std.map((s) => Math.max(round(s), 1)) };
+}
+
 function recipeOf(o: TrainOptions): Record<string, unknown> {
   return Object.fromEntries(RECIPE_KEYS.map((k) => [k, o[k] ?? null]));
 }
@@ -304,11 +319,7 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
   const trainData = await prepareSplit(source.train, geo, cacheOpts(`${source.name} ${source.train.split}`, o.maxExamples));
   const testData = await prepareSplit(source.test, geo, cacheOpts(`${source.name} ${source.test.split}`, o.maxEvalExamples));
   const classes = source.train.classes.length;
-  const round = (v: number) => Math.round(v * 100) / 100;
-  const norm: Normalization = source.normalization ?? {
-    mean: trainData.meta.stats.mean.map(round),
-    std: trainData.meta.stats.std.map((s) => Math.max(round(s), 1)),
-  };
+  const norm = chooseNormalization(source.normalization, trainData.meta.stats, o.channels);
 
   // --- Model and engine: fresh, or exactly where a checkpoint left off.
   const { depth, width } = parseArch(o.arch);
