@@ -2,7 +2,7 @@
 // Decode (sharp), EXIF auto-orient, drop alpha (flattened on black, like the data sets' backgrounds), convert to
 // the model's channels, resize (cover = shortest side then centre crop), then normalise to channel-major floats.
 
-import sharp from 'sharp';
+import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 
 // Serving decodes untrusted bytes at high rates: sharp's operation cache only costs memory here.
 sharp.cache(false);
@@ -60,12 +60,12 @@ function isRaw(input: ImageInput): input is RawImage {
  */
 export async function decodeToChw(input: ImageInput, geo: InputGeometry, opts: DecodeOptions = {}): Promise<Uint8Array> {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
-  let img: sharp.Sharp;
+  let img: Sharp;
   if (isRaw(input)) {
     img = sharp(input.raw, { raw: { width: input.width, height: input.height, channels: input.channels } });
   } else {
     // Read the header only, so oversize images and vector formats are refused before any pixel is decoded.
-    let meta: sharp.Metadata;
+    let meta: Metadata;
     try {
       meta = await sharp(input, { limitInputPixels: false, failOn: 'none' }).metadata();
     } catch {
@@ -82,7 +82,7 @@ export async function decodeToChw(input: ImageInput, geo: InputGeometry, opts: D
   img = img.flatten({ background: '#000000' }).resize(geo.width, geo.height, { fit: 'cover', position: 'centre' });
   img = geo.channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb');
   let data: Buffer;
-  let info: sharp.OutputInfo;
+  let info: OutputInfo;
   try {
     ({ data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
   } catch (err) {
