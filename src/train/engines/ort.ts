@@ -43,6 +43,11 @@ export interface OrtEngineOptions {
   lion?: LionPlacement;
   /** Whether idle intra-op threads spin-wait. Default: onnxruntime's (spin). */
   spinning?: boolean;
+  /**
+   * Threads running independent nodes at once (the weight and input gradients of a Linear are independent).
+   * 1 = sequential execution. Default 1.
+   */
+  interOpNumThreads?: number;
 }
 
 interface ResolvedOptions {
@@ -51,6 +56,7 @@ interface ResolvedOptions {
   matmul: MatmulStyle;
   lion: LionPlacement | undefined;
   spinning: boolean | undefined;
+  interOpNumThreads: number;
 }
 
 /** Rows per predict run: bounds the input tensor a single run holds. */
@@ -71,16 +77,26 @@ function validateOptions(opts: OrtEngineOptions): ResolvedOptions {
   if (matmul !== 'gemm' && matmul !== 'transpose') throw new RangeError(`matmul "${matmul}" is not gemm or transpose`);
   if (opts.lion !== undefined && opts.lion !== 'graph' && opts.lion !== 'host')
     throw new RangeError(`lion "${opts.lion}" is not graph or host`);
-  return Object.freeze({ executionProviders: [...providers], intraOpNumThreads: threads, matmul, lion: opts.lion, spinning: opts.spinning });
+  const inter = opts.interOpNumThreads ?? 1;
+  if (!Number.isInteger(inter) || inter < 1) throw new RangeError(`interOpNumThreads ${inter} must be a positive integer`);
+  return Object.freeze({
+    executionProviders: [...providers],
+    intraOpNumThreads: threads,
+    matmul,
+    lion: opts.lion,
+    spinning: opts.spinning,
+    interOpNumThreads: inter,
+  });
 }
 
-function sessionOptions(provider: OrtProvider, threads: number, spinning: boolean | undefined): ort.InferenceSession.SessionOptions {
+function sessionOptions(provider: OrtProvider, o: ResolvedOptions): ort.InferenceSession.SessionOptions {
+  const spinning = o.spinning;
   return {
     executionProviders: [provider],
     graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
+    executionMode: o.interOpNumThreads > 1 ? 'parallel' : 'sequential',
+    intraOpNumThreads: o.intraOpNumThreads,
+    interOpNumThreads: o.interOpNumThreads,
     enableCpuMemArena: true,
     // Static shapes: the memory pattern plans every intermediate buffer once.
     enableMemPattern: true,
@@ -105,18 +121,18 @@ function cudaProviderInstalled(): boolean {
 
 /** Opens the graph `build(provider)` on the first provider that starts. */
 async function openSession<T>(
-  { executionProviders: providers, intraOpNumThreads: threads, spinning }: ResolvedOptions,
+  o: ResolvedOptions,
   build: (provider: OrtProvider) => { bytes: Uint8Array; tag: T },
 ): Promise<{ session: ort.InferenceSession; provider: OrtProvider; tag: T }> {
   const failures: string[] = [];
-  for (const provider of providers) {
+  for (const provider of o.executionProviders) {
     if (provider === 'cuda' && !cudaProviderInstalled()) {
       failures.push('cuda: provider library not installed');
       continue;
     }
     try {
       const { bytes, tag } = build(provider);
-      return { session: await ort.InferenceSession.create(bytes, sessionOptions(provider, threads, spinning)), provider, tag };
+      return { session: await ort.InferenceSession.create(bytes, sessionOptions(provider, o)), provider, tag };
     } catch (err) {
       failures.push(`${provider}: ${(err as Error).message.split('\n')[0]}`);
     }
