@@ -5,7 +5,8 @@
 //    compute C = k·N·D gives the compute-optimal allocation N_opt ∝ C^(β/(α+β)), D_opt ∝ C^(α/(α+β));
 //  - the Pareto frontier of runs (lowest error for at most that much compute).
 // Inside, x enters as exp(u − α·(ln x − m)) with m the mean log x: scale-free, and well conditioned whether x is
-// 10⁴ examples or 10¹⁵ FLOPs.
+// 10⁴ examples or 10¹⁵ FLOPs. A negative floor c is no law for an error rate: when the free fit lands there, the
+// bound c ≥ 0 is active and the law is refitted with c = 0 (reported as such), the usual treatment of a bound.
 
 import { covariance, levenbergMarquardt, tQuantile, type LmResult } from './lm.js';
 
@@ -28,6 +29,8 @@ export interface PowerLawFit {
   n: number;
   /** Confidence level of the intervals (0.95). */
   level: number;
+  /** The free fit put the floor below zero, so c was fixed at 0 (its bound) and the rest refitted. */
+  floorAtZero?: boolean;
 }
 
 export interface PowerLawOptions {
@@ -61,6 +64,8 @@ function uncertainty(res: LmResult, level: number): { cov: number[][]; t: number
     return { cov: res.theta.map(() => res.theta.map(() => NaN)), t: NaN };
   }
 }
+
+const ZERO: Estimate = { value: 0, se: 0, lo: 0, hi: 0 };
 
 function checkPoints(x: readonly number[], y: readonly number[], minPoints: number, what: string): void {
   if (x.length !== y.length) throw new RangeError(`${what}: ${x.length} x values, ${y.length} y values`);
@@ -106,12 +111,11 @@ export function fitPowerLaw(x: readonly number[], y: readonly number[], o: Power
     return { r, J };
   };
   const yMin = Math.min(...y);
-  const offsets = offset ? [0, 0.5 * yMin, 0.9 * yMin, yMin - 0.5 * Math.abs(yMin) - 1e-3] : [0];
+  const offsets = offset ? [0, 0.5 * yMin, 0.9 * yMin, 0.99 * yMin] : [0];
   let best: LmResult | undefined;
   for (const c0 of offsets) {
     // Start from the line through log(y − c0) against log x.
-    const ok = y.every((v) => v - c0 > 0);
-    const line = ok ? linearFit(z, y.map((v) => Math.log(v - c0))) : { slope: -0.5, intercept: Math.log(Math.max(mean(y), 1e-9)) };
+    const line = linearFit(z, y.map((v) => Math.log(Math.max(v - c0, 1e-12))));
     const start = offset ? [line.intercept, -line.slope, c0] : [line.intercept, -line.slope];
     let res: LmResult;
     try {
@@ -122,9 +126,9 @@ export function fitPowerLaw(x: readonly number[], y: readonly number[], o: Power
     if (!best || res.rss < best.rss) best = res;
   }
   if (!best) throw new RangeError('fitPowerLaw: no starting point gave a finite fit');
+  if (offset && best.theta[2] < 0) return { ...fitPowerLaw(x, y, { ...o, offset: false }), floorAtZero: true };
   const { cov, t } = uncertainty(best, level);
   const [u, alpha] = best.theta;
-  const c = offset ? best.theta[2] : 0;
   // a = exp(u + α·m); its interval from the delta method in log space, so it stays positive.
   const logA = u + alpha * m;
   const varLogA = cov[0][0] + m * m * cov[1][1] + 2 * m * cov[0][1];
@@ -138,7 +142,7 @@ export function fitPowerLaw(x: readonly number[], y: readonly number[], o: Power
   return {
     a,
     alpha: estimate(alpha, cov[1][1], t),
-    c: offset ? estimate(c, cov[2][2], t) : { value: 0, se: 0, lo: 0, hi: 0 },
+    c: offset ? estimate(best.theta[2], cov[2][2], t) : ZERO,
     r2: rSquared(y, best.rss),
     rss: best.rss,
     n: x.length,
@@ -165,13 +169,20 @@ export interface JointLawFit {
   rss: number;
   n: number;
   level: number;
+  /** c was fixed at 0: the free fit put it below zero. */
+  floorAtZero?: boolean;
   /** Covariance of the exponents and the t multiplier: the allocation's intervals come from them. */
   exponentCov: { alphaAlpha: number; betaBeta: number; alphaBeta: number };
   t: number;
 }
 
 /** Fits the joint law to runs (N parameters, D examples seen, error E); a grid of starting exponents. */
-export function fitJointLaw(N: readonly number[], D: readonly number[], E: readonly number[], o: { level?: number } = {}): JointLawFit {
+export function fitJointLaw(
+  N: readonly number[],
+  D: readonly number[],
+  E: readonly number[],
+  o: { level?: number; floorAtZero?: boolean } = {},
+): JointLawFit {
   const level = o.level ?? 0.95;
   checkPoints(N, E, 5, 'fitJointLaw');
   checkPoints(D, E, 5, 'fitJointLaw');
@@ -179,29 +190,32 @@ export function fitJointLaw(N: readonly number[], D: readonly number[], E: reado
   const mD = mean(D.map(Math.log));
   const zN = N.map((v) => Math.log(v) - mN);
   const zD = D.map((v) => Math.log(v) - mD);
-  // θ = [uA, α, uB, β, c]
+  const free = o.floorAtZero !== true;
+  // θ = [uA, α, uB, β, c] (c fixed at 0 when refitting at the bound)
   const fn = (th: readonly number[]) => {
-    const [uA, alpha, uB, beta, c] = th;
+    const [uA, alpha, uB, beta] = th;
+    const c = free ? th[4] : 0;
     const r: number[] = [];
     const J: number[][] = [];
     E.forEach((e, i) => {
       const pa = Math.exp(uA - alpha * zN[i]);
       const pb = Math.exp(uB - beta * zD[i]);
       r.push(c + pa + pb - e);
-      J.push([pa, -zN[i] * pa, pb, -zD[i] * pb, 1]);
+      const row = [pa, -zN[i] * pa, pb, -zD[i] * pb];
+      J.push(free ? [...row, 1] : row);
     });
     return { r, J };
   };
   const eMin = Math.min(...E);
   const eMean = mean(E);
   let best: LmResult | undefined;
-  for (const c0 of [0, 0.5 * eMin, 0.9 * eMin])
+  for (const c0 of free ? [0, 0.5 * eMin, 0.9 * eMin] : [0])
     for (const a0 of [0.1, 0.3, 0.7])
       for (const b0 of [0.1, 0.3, 0.7]) {
         const u0 = Math.log(Math.max((eMean - c0) / 2, 1e-6));
         let res: LmResult;
         try {
-          res = levenbergMarquardt(fn, [u0, a0, u0, b0, c0]);
+          res = levenbergMarquardt(fn, free ? [u0, a0, u0, b0, c0] : [u0, a0, u0, b0]);
         } catch {
           continue;
         }
@@ -209,7 +223,8 @@ export function fitJointLaw(N: readonly number[], D: readonly number[], E: reado
       }
   if (!best) throw new RangeError('fitJointLaw: no starting point gave a finite fit');
   const { cov, t } = uncertainty(best, level);
-  const [uA, alpha, uB, beta, c] = best.theta;
+  if (free && best.theta[4] < 0) return fitJointLaw(N, D, E, { ...o, floorAtZero: true });
+  const [uA, alpha, uB, beta] = best.theta;
   const coef = (u: number, e: number, m: number, iu: number, ie: number): Estimate => {
     const log = u + e * m;
     const se = Math.sqrt(Math.max(cov[iu][iu] + m * m * cov[ie][ie] + 2 * m * cov[iu][ie], 0));
@@ -220,7 +235,8 @@ export function fitJointLaw(N: readonly number[], D: readonly number[], E: reado
     alpha: estimate(alpha, cov[1][1], t),
     B: coef(uB, beta, mD, 2, 3),
     beta: estimate(beta, cov[3][3], t),
-    c: estimate(c, cov[4][4], t),
+    c: free ? estimate(best.theta[4], cov[4][4], t) : ZERO,
+    ...(free ? {} : { floorAtZero: true }),
     r2: rSquared(E, best.rss),
     rss: best.rss,
     n: E.length,

@@ -94,6 +94,14 @@ describe('fitPowerLaw', () => {
     expect(Number.isNaN(exact.alpha.se)).toBe(true);
   });
 
+  it('fixes the floor at its bound 0 when the free fit would put it below zero', () => {
+    const x = logspace(2, 5, 8);
+    const fit = fitPowerLaw(x, x.map((v) => 5 * v ** -0.5 - 0.01));
+    expect(fit.floorAtZero).toBe(true);
+    expect(fit.c.value).toBe(0);
+    expect(fit.alpha.value).toBeGreaterThan(0.5);
+  });
+
   it('BAD CALL - names the bad point', () => {
     expect(() => fitPowerLaw([1, 0, 3], [1, 2, 3])).toThrow(/x\[1\] = 0 must be finite and > 0/);
     expect(() => fitPowerLaw([1, 2], [1, 2])).toThrow(/2 points, at least 3 needed/);

@@ -1,0 +1,184 @@
+// `npm run scaling -- --archs B_1-Wi_64,B_2-Wi_128,... --examples 6000,15000,60000 --out DIR`: the scaling sweep
+// (resumable, DIR/runs.jsonl), then the fits and plots (DIR/report.md, report.json, *.svg). Parses flags and calls
+// src/scaling. Ctrl-C stops after the current training step; running the same command again resumes.
+
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseArch } from '../src/model/mlp.js';
+import { countBar } from '../src/probe/progress.js';
+import { analyze, reportMarkdown } from '../src/scaling/analyze.js';
+import { renderAxesPlot, renderComputePlot, renderFrontierPlot } from '../src/scaling/plot.js';
+import {
+  DEFAULT_ARCHS,
+  DEFAULT_EXAMPLES,
+  DEFAULT_RECIPE as R,
+  RUNS_FILE,
+  readRuns,
+  recipeHash,
+  runSweep,
+  type RunRecord,
+  type SweepRecipe,
+} from '../src/scaling/sweep.js';
+import { ENGINE_CHOICES, type EngineChoice } from '../src/train/engines/index.js';
+import { formatDuration } from '../src/train/progress.js';
+
+const USAGE = `Usage: npm run scaling -- --out <dir> [--archs a,b,...] [--examples n,m,...] [options]
+
+Sweep (defaults: the grid that fits in two hours on a 2-core CPU)
+  --archs <list>        B_<depth>-Wi_<width>,... (default ${DEFAULT_ARCHS.join(',')})
+  --examples <list>     examples-seen budgets (default ${DEFAULT_EXAMPLES.join(',')}); a budget larger than the
+                        training set is whole epochs over it
+  --out <dir>           runs.jsonl (resumable), report.md, report.json, error-vs-compute.svg, frontier.svg, axes.svg
+Recipe (default: ${R.size}×${R.size}×${R.channels} input, LION, cosine, smoothing ${R.labelSmoothing}, flip, no MixUp)
+  --data <set>          (default ${R.data})
+  --size <px>           input side (default ${R.size}: Fashion-MNIST's native resolution)
+  --channels <1|3>      (default ${R.channels})
+  --lr <x>              LION lr at the reference width (default ${R.lr} at width ${R.lrReferenceWidth}; lr ∝ 1/width)
+  --fixed-lr            use --lr for every width instead
+  --wd <x>              weight decay (default ${R.weightDecay})
+  --batch-size <n>      (default ${R.batchSize})
+  --label-smoothing <x> (default ${R.labelSmoothing})
+  --eval-n <n>          test images evaluated (default: all)
+  --seed <n>            (default ${R.seed})
+Run
+  --engine <name>       ${ENGINE_CHOICES.join(' | ')} (default auto)
+  --cache-dir <dir>     preprocessed data cache (default ./.cache/datasets)
+  --report-only         fit and plot the rows already in <out>/runs.jsonl, train nothing
+`;
+
+class UsageError extends Error {}
+
+function list<T>(name: string, v: string | undefined, fallback: readonly T[], parse: (s: string) => T): T[] {
+  if (v === undefined) return [...fallback];
+  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new UsageError(`--${name} is empty`);
+  return items.map(parse);
+}
+
+function num(name: string, v: string | undefined, fallback: number, integer = false): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)))
+    throw new UsageError(`--${name} "${v}" is not a${integer ? ' whole' : ''} number`);
+  return n;
+}
+
+const shellQuote = (a: string) => (/^[A-Za-z0-9_./:=,@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+
+async function main(argv: string[]): Promise<void> {
+  const s = { type: 'string' } as const;
+  const b = { type: 'boolean' } as const;
+  const { values: v } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      archs: s, examples: s, out: s, data: s, size: s, channels: s, lr: s, 'fixed-lr': b, wd: s, 'batch-size': s,
+      'label-smoothing': s, 'eval-n': s, seed: s, engine: s, 'cache-dir': s, 'report-only': b,
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (v.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (!v.out) throw new UsageError('--out is required');
+  const out = resolve(v.out);
+  const archs = list('archs', v.archs, DEFAULT_ARCHS, (a) => {
+    parseArch(a);
+    return a;
+  });
+  const examples = list('examples', v.examples, DEFAULT_EXAMPLES, (e) => num('examples', e, 0, true));
+  const channels = num('channels', v.channels, R.channels, true);
+  if (channels !== 1 && channels !== 3) throw new UsageError('--channels must be 1 or 3');
+  const engine = (v.engine ?? 'auto') as EngineChoice;
+  if (!ENGINE_CHOICES.includes(engine)) throw new UsageError(`--engine must be one of ${ENGINE_CHOICES.join(', ')}`);
+  const recipe: SweepRecipe = {
+    ...R,
+    data: v.data ?? R.data,
+    size: num('size', v.size, R.size, true),
+    channels,
+    lr: num('lr', v.lr, R.lr),
+    weightDecay: num('wd', v.wd, R.weightDecay),
+    batchSize: num('batch-size', v['batch-size'], R.batchSize, true),
+    labelSmoothing: num('label-smoothing', v['label-smoothing'], R.labelSmoothing),
+    seed: num('seed', v.seed, R.seed, true),
+    ...(v['eval-n'] ? { evalExamples: num('eval-n', v['eval-n'], 0, true) } : {}),
+  };
+  if (v['fixed-lr']) delete recipe.lrReferenceWidth;
+  const command = `npm run scaling -- ${argv.map(shellQuote).join(' ')}`;
+  const where = `${recipe.data} at ${recipe.size}×${recipe.size}×${recipe.channels}`;
+
+  let rows: RunRecord[];
+  if (v['report-only']) {
+    const hash = recipeHash(recipe);
+    rows = (await readRuns(join(out, RUNS_FILE))).filter((r) => r.recipeHash === hash);
+    if (rows.length === 0) throw new UsageError(`${join(out, RUNS_FILE)} has no runs of this recipe`);
+  } else {
+    process.stdout.write(`scaling sweep: ${archs.length} sizes × ${examples.length} budgets on ${where}; rows in ${join(out, RUNS_FILE)}\n`);
+    const stop = new AbortController();
+    process.once('SIGINT', () => {
+      process.stderr.write('\nstopping after the current step (the finished runs are kept; run again to resume)\n');
+      stop.abort();
+    });
+    const started = performance.now();
+    const bar = countBar('runs');
+    rows = await runSweep({
+      archs,
+      examples,
+      recipe,
+      out,
+      engine,
+      cacheDir: v['cache-dir'],
+      signal: stop.signal,
+      reporter: { progress() {}, line() {}, done() {} },
+      onRun: (e) => {
+        if (e.skipped) return;
+        if (e.record) {
+          bar.done();
+          const r = e.record;
+          process.stdout.write(
+            `[${e.index + 1}/${e.total}] ${r.arch} × ${r.examples} examples: test error ${(100 * r.testError).toFixed(2)}% ` +
+              `(${formatDuration(r.wallSeconds)}, ${r.imagesPerSecond.toFixed(0)} img/s, lr ${r.lr.toExponential(1)}; ` +
+              `${formatDuration((performance.now() - started) / 1000)} so far)\n`,
+          );
+        }
+        bar.update(e.index + (e.record ? 1 : 0), e.total);
+      },
+    });
+    bar.done();
+    if (stop.signal.aborted) {
+      process.stdout.write(`stopped with ${rows.length} runs done; run the same command to resume\n`);
+      return;
+    }
+  }
+
+  const report = analyze(rows);
+  const subtitle = `${rows.length} runs, ${where}, ${[...new Set(rows.map((r) => r.arch))].length} sizes`;
+  const md = [
+    `# Scaling sweep on ${where}`,
+    '',
+    `Reproduce: \`${command}\``,
+    '',
+    reportMarkdown(report),
+    '![error vs compute](error-vs-compute.svg)',
+    '![compute-optimal frontier](frontier.svg)',
+    '![per-axis laws](axes.svg)',
+    '',
+  ].join('\n');
+  await writeFile(join(out, 'report.md'), md);
+  await writeFile(join(out, 'report.json'), JSON.stringify({ command, recipe, report }, null, 2) + '\n');
+  await writeFile(join(out, 'error-vs-compute.svg'), await renderComputePlot(rows, report, subtitle));
+  await writeFile(join(out, 'frontier.svg'), await renderFrontierPlot(rows, report, subtitle));
+  await writeFile(join(out, 'axes.svg'), await renderAxesPlot(rows, report, subtitle));
+  process.stdout.write('\n' + reportMarkdown(report) + `\nwrote ${out}/{report.md,report.json,error-vs-compute.svg,frontier.svg,axes.svg}\n`);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  process.stderr.write(`scaling failed: ${(err as Error).message}\n`);
+  process.exit(1);
+});

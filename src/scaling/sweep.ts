@@ -1,0 +1,260 @@
+// The scaling sweep: every architecture × examples-seen budget trained with the trainer's library function, one
+// JSONL row per finished run. Resumable: rows already in the file (same recipe) are skipped, so an interrupted
+// sweep continues where it stopped. A budget of D examples trains on the first min(D, train size) images for
+// round(D / images) epochs, so "examples" is examples seen, and compute = forward FLOPs × 3 × examples seen.
+
+import { appendFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { prepareSplit } from '../data/cache.js';
+import { shortHash } from '../data/dataset.js';
+import { openDataSource } from '../data/resolve.js';
+import { flopsPerImage, paramCount, parseArch, type MlpConfig } from '../model/mlp.js';
+import type { AugmentOptions } from '../train/augment.js';
+import type { EngineChoice } from '../train/engines/index.js';
+import { silentReporter, type Reporter } from '../train/progress.js';
+import { DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../train/train.js';
+
+/** Everything that decides a run's result except its arch and budget: part of every row's identity. */
+export interface SweepRecipe {
+  data: string;
+  /** Square input side; every image goes through the server's preprocessing to it. */
+  size: number;
+  channels: 1 | 3;
+  expansion: number;
+  batchSize: number;
+  /** LION learning rate; at `lrReferenceWidth` when that is set. */
+  lr: number;
+  /** When set, a run of width w uses lr × lrReferenceWidth / w (wider MLPs want proportionally smaller steps). */
+  lrReferenceWidth?: number;
+  weightDecay: number;
+  labelSmoothing: number;
+  mixup: number;
+  augment: AugmentOptions;
+  schedule: 'cosine' | 'constant';
+  seed: number;
+  /** Test images evaluated (default: the whole test split). */
+  evalExamples?: number;
+}
+
+/**
+ * The default recipe of the sweep, sized so the default grid finishes within two hours on two CPU cores:
+ * native 28×28 grey input, a short-budget version of the paper's recipe (LION, cosine, smoothing) without
+ * MixUp or crops, which only pay off over long schedules (RECIPE-NOTES). The lr scales as 1/width: measured on
+ * 6k and 60k examples, B_1-Wi_64 was best at 2e-3 (of 2e-4…2e-3) and B_4-Wi_512 at 2e-4, and one fixed lr would
+ * handicap one end of the size axis and bend the fitted law.
+ */
+export const DEFAULT_RECIPE: SweepRecipe = Object.freeze({
+  data: 'fashion-mnist',
+  size: 28,
+  channels: 1 as const,
+  expansion: 4,
+  batchSize: 128,
+  lr: 2e-3,
+  lrReferenceWidth: 64,
+  weightDecay: 0.1,
+  labelSmoothing: 0.1,
+  mixup: 0,
+  augment: { cropScale: null, cropRatio: [3 / 4, 4 / 3] as const, flip: true, translate: 0 },
+  schedule: 'cosine' as const,
+  seed: 0,
+});
+
+/**
+ * The default grid: six sizes (0.1–30 MFLOPs per image at 28×28) × six budgets (6k–240k examples seen, i.e.
+ * up to 4 epochs of Fashion-MNIST): about 20 minutes of training on an idle 2-core machine with the ort engine
+ * (B_4-Wi_512 trains at ~2,800 images/s there), under two hours even when the cores are shared.
+ */
+export const DEFAULT_ARCHS: readonly string[] = ['B_1-Wi_64', 'B_2-Wi_128', 'B_2-Wi_256', 'B_4-Wi_256', 'B_4-Wi_512', 'B_6-Wi_768'];
+export const DEFAULT_EXAMPLES: readonly number[] = [6000, 15000, 30000, 60000, 120000, 240000];
+
+export interface RunRecord {
+  /** arch@examples#recipeHash */
+  id: string;
+  arch: string;
+  params: number;
+  /** Forward FLOPs per image. */
+  flopsPerImage: number;
+  /** The requested examples-seen budget. */
+  examples: number;
+  /** What the run actually saw (whole batches only). */
+  examplesSeen: number;
+  trainImages: number;
+  epochs: number;
+  /** flopsPerImage × 3 × examplesSeen. */
+  compute: number;
+  testError: number;
+  testLoss: number;
+  testExamples: number;
+  wallSeconds: number;
+  imagesPerSecond: number;
+  /** The lr this run used (after width scaling). */
+  lr: number;
+  engine: string;
+  recipeHash: string;
+  recipe: SweepRecipe;
+  finishedAt: string;
+}
+
+export function recipeHash(r: SweepRecipe): string {
+  return shortHash(JSON.stringify(r, Object.keys(r).sort()));
+}
+
+export function runId(arch: string, examples: number, hash: string): string {
+  return `${arch}@${examples}#${hash}`;
+}
+
+/** Training images and epochs for an examples-seen budget (see the module comment). */
+export function budgetPlan(examples: number, trainSize: number): { images: number; epochs: number } {
+  if (!(Number.isInteger(examples) && examples >= 1)) throw new RangeError(`examples ${examples} must be a whole number ≥ 1`);
+  const images = Math.min(examples, trainSize);
+  return { images, epochs: Math.max(1, Math.round(examples / images)) };
+}
+
+/** Rows of a sweep file (missing file = none); unparsable lines are reported, not fatal (a run cut mid-write). */
+export async function readRuns(file: string, warn: (m: string) => void = () => {}): Promise<RunRecord[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const rows: RunRecord[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    try {
+      rows.push(JSON.parse(line) as RunRecord);
+    } catch {
+      warn(`${file}:${i + 1}: skipping an unreadable line`);
+    }
+  });
+  return rows;
+}
+
+export interface SweepOptions {
+  archs: string[];
+  examples: number[];
+  recipe: SweepRecipe;
+  /** Output directory: runs.jsonl goes here. */
+  out: string;
+  engine?: EngineChoice;
+  /** Preprocessed-data cache root (default the trainer's). */
+  cacheDir?: string;
+  reporter?: Reporter;
+  /** Called before and after each run (the CLI's progress line). */
+  onRun?: (e: { index: number; total: number; arch: string; examples: number; skipped: boolean; record?: RunRecord }) => void;
+  signal?: AbortSignal;
+}
+
+export const RUNS_FILE = 'runs.jsonl';
+
+/** Runs the missing cells of the grid, smallest compute first; returns every row of this recipe in the file. */
+export async function runSweep(o: SweepOptions): Promise<RunRecord[]> {
+  if (o.archs.length === 0 || o.examples.length === 0) throw new RangeError('the sweep needs at least one arch and one budget');
+  const r = o.recipe;
+  const hash = recipeHash(r);
+  await mkdir(o.out, { recursive: true });
+  const file = join(o.out, RUNS_FILE);
+  const say = o.reporter ?? silentReporter;
+  const existing = await readRuns(file, (m) => say.line(m));
+  const done = new Map(existing.filter((x) => x.recipeHash === hash).map((x) => [x.id, x]));
+  const otherRecipes = existing.length - existing.filter((x) => x.recipeHash === hash).length;
+  if (otherRecipes > 0) say.line(`${file}: ${otherRecipes} rows of other recipes are kept and ignored`);
+
+  // Decode the data once, up to the largest budget: when that is the whole split, every budget reads a prefix of
+  // the one full cache (smaller budgets alone get their own small prefix caches).
+  const source = await openDataSource(r.data, { log: (m) => say.line(m) });
+  const geo = { width: r.size, height: r.size, channels: r.channels };
+  const most = Math.min(Math.max(...o.examples), source.train.size);
+  (await prepareSplit(source.train, geo, { root: o.cacheDir, limit: most })).close();
+  (await prepareSplit(source.test, geo, { root: o.cacheDir, limit: r.evalExamples })).close();
+  const trainSize = source.train.size;
+  const classes = source.train.classes.length;
+
+  const cells = o.archs.flatMap((arch) => {
+    const { depth, width } = parseArch(arch);
+    const cfg: MlpConfig = { depth, width, expansion: r.expansion, inputDim: r.channels * r.size * r.size, classes };
+    return o.examples.map((examples) => ({ arch, examples, cfg, compute: 3 * flopsPerImage(cfg) * examples }));
+  });
+  cells.sort((a, b) => a.compute - b.compute);
+
+  const work = await mkdtemp(join(tmpdir(), 'scaling-'));
+  try {
+    for (const [index, cell] of cells.entries()) {
+      if (o.signal?.aborted) break;
+      const id = runId(cell.arch, cell.examples, hash);
+      if (done.has(id)) {
+        o.onRun?.({ index, total: cells.length, arch: cell.arch, examples: cell.examples, skipped: true, record: done.get(id) });
+        continue;
+      }
+      o.onRun?.({ index, total: cells.length, arch: cell.arch, examples: cell.examples, skipped: false });
+      const plan = budgetPlan(cell.examples, trainSize);
+      const lr = r.lrReferenceWidth ? (r.lr * r.lrReferenceWidth) / cell.cfg.width : r.lr;
+      const opts: TrainOptions = {
+        ...DEFAULT_TRAIN_OPTIONS,
+        data: r.data,
+        arch: cell.arch,
+        expansion: r.expansion,
+        epochs: plan.epochs,
+        out: join(work, 'models'),
+        name: 'run',
+        batchSize: Math.min(r.batchSize, plan.images),
+        lr,
+        weightDecay: r.weightDecay,
+        labelSmoothing: r.labelSmoothing,
+        mixup: r.mixup,
+        augment: r.augment,
+        schedule: r.schedule,
+        warmupEpochs: 0,
+        seed: r.seed,
+        evalEvery: plan.epochs,
+        maxExamples: plan.images < trainSize ? plan.images : undefined,
+        maxEvalExamples: r.evalExamples,
+        checkpointDir: join(work, 'checkpoints', id.replace(/[^A-Za-z0-9_.-]/g, '_')),
+        keepCheckpoints: 1,
+        size: r.size,
+        channels: r.channels,
+        engine: o.engine ?? 'auto',
+        cacheDir: o.cacheDir,
+        logEvery: 1_000_000,
+        command: `scaling sweep ${id}`,
+      };
+      const res = await train(opts, { reporter: say, signal: o.signal });
+      if (res.stopped) break;
+      const last = res.evals.at(-1);
+      if (!last) throw new Error(`run ${id} finished without an evaluation`);
+      const record: RunRecord = {
+        id,
+        arch: cell.arch,
+        params: paramCount(cell.cfg),
+        flopsPerImage: flopsPerImage(cell.cfg),
+        examples: cell.examples,
+        examplesSeen: res.examplesSeen,
+        trainImages: plan.images,
+        epochs: plan.epochs,
+        compute: 3 * flopsPerImage(cell.cfg) * res.examplesSeen,
+        testError: 1 - last.testAccuracy,
+        testLoss: last.testLoss,
+        testExamples: r.evalExamples ?? source.test.size,
+        wallSeconds: res.wallSeconds,
+        imagesPerSecond: res.imagesPerSecond,
+        lr,
+        engine: res.engine,
+        recipeHash: hash,
+        recipe: r,
+        finishedAt: new Date().toISOString(),
+      };
+      // One line per run, appended whole: a crash loses at most the run in progress.
+      await appendFile(file, JSON.stringify(record) + '\n');
+      done.set(id, record);
+      await rm(join(work, 'models'), { recursive: true, force: true });
+      await rm(opts.checkpointDir!, { recursive: true, force: true });
+      o.onRun?.({ index, total: cells.length, arch: cell.arch, examples: cell.examples, skipped: false, record });
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  const wanted = new Set(cells.map((c) => runId(c.arch, c.examples, hash)));
+  return [...done.values()].filter((x) => wanted.has(x.id));
+}
