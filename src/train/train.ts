@@ -12,7 +12,16 @@ import { mkdir, writeFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { buildCard, writeModelDir } from '../onnx/export.js';
 import type { ModelCard } from '../model/card.js';
-import { archName, flopsPerImage, initWeights, paramCount, parseArch, type MlpConfig, type MlpWeights } from '../model/mlp.js';
+import {
+  archName,
+  assertWeightsMatch,
+  flopsPerImage,
+  initWeights,
+  paramCount,
+  parseArch,
+  type MlpConfig,
+  type MlpWeights,
+} from '../model/mlp.js';
 import { prepareSplit, type CachedSplit } from '../data/cache.js';
 import { normalizeChw, type InputGeometry, type Normalization } from '../data/preprocess.js';
 import { openDataSource } from '../data/resolve.js';
@@ -84,6 +93,14 @@ export interface TrainOptions {
   logEvery: number;
   /** The command line, recorded in the card. */
   command?: string;
+  /**
+   * Start from these weights instead of a fresh init (fine-tuning: a trained body with a new head). `from` is
+   * recorded in the card, whose provenance becomes `finetuned`; `normalization` (the pretrained model's) replaces
+   * the data set's, so the body sees inputs scaled as in pre-training.
+   */
+  init?: { weights: MlpWeights; from: string; normalization?: Normalization };
+  /** Multiplier of lr for everything but the head (fine-tuning: 0.1, the paper's). Default 1. */
+  bodyLrScale?: number;
 }
 
 /** The paper's recipe where it has a value; lr and wd from RECIPE-NOTES (the paper's are for batch 4096+). */
@@ -111,7 +128,7 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'data' | 'arch' | 'epochs
 /** Options that decide the result: a resume must match them (engine, eval cadence and paths may change). */
 const RECIPE_KEYS = [
   'data', 'arch', 'expansion', 'epochs', 'batchSize', 'lr', 'weightDecay', 'beta1', 'beta2', 'labelSmoothing',
-  'mixup', 'augment', 'schedule', 'warmupEpochs', 'seed', 'maxExamples', 'size', 'channels',
+  'mixup', 'augment', 'schedule', 'warmupEpochs', 'seed', 'maxExamples', 'size', 'channels', 'bodyLrScale',
 ] as const;
 
 export interface TrainHooks {
@@ -171,6 +188,8 @@ export function validateOptions(o: TrainOptions): void {
   if (o.channels !== 1 && o.channels !== 3) throw new RangeError(`channels ${String(o.channels)} must be 1 or 3`);
   if (!ENGINE_CHOICES.includes(o.engine)) throw new RangeError(`engine "${String(o.engine)}" is not one of ${ENGINE_CHOICES.join(', ')}`);
   validateAugment(o.augment);
+  if (o.bodyLrScale !== undefined && !(o.bodyLrScale >= 0 && Number.isFinite(o.bodyLrScale)))
+    throw new RangeError(`body lr scale ${o.bodyLrScale} must be a finite number ≥ 0`);
   // Checked now, not when the card is written after hours of training.
   if (o.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(o.name))
     throw new RangeError(`name "${o.name}" must be 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
@@ -319,7 +338,7 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
   const trainData = await prepareSplit(source.train, geo, cacheOpts(`${source.name} ${source.train.split}`, o.maxExamples));
   const testData = await prepareSplit(source.test, geo, cacheOpts(`${source.name} ${source.test.split}`, o.maxEvalExamples));
   const classes = source.train.classes.length;
-  const norm = chooseNormalization(source.normalization, trainData.meta.stats, o.channels);
+  const norm = o.init?.normalization ?? chooseNormalization(source.normalization, trainData.meta.stats, o.channels);
 
   // --- Model and engine: fresh, or exactly where a checkpoint left off.
   const { depth, width } = parseArch(o.arch);
@@ -344,7 +363,8 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
     ({ step, epochLoss, evals, curve, windowLoss, elapsedSeconds: elapsedBefore } = ck.meta);
     say.line(`resumed from ${resumeFrom} at step ${step} (epoch ${ck.meta.epoch.toFixed(2)})`);
   } else {
-    await engine.init(cfg, initWeights(cfg, o.seed));
+    if (o.init) assertWeightsMatch(cfg, o.init.weights);
+    await engine.init(cfg, o.init?.weights ?? initWeights(cfg, o.seed));
   }
   const log: WriteStream = createWriteStream(join(modelDir, 'train.jsonl'), { flags: resumeFrom ? 'a' : 'w' });
   const record = (r: Record<string, unknown>) => log.write(JSON.stringify(r) + '\n');
@@ -361,7 +381,7 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
   const flops = flopsPerImage(cfg);
   const wall = () => elapsedBefore + (performance.now() - sessionStart) / 1000;
   record({
-    type: 'start', time: new Date().toISOString(), options: { ...o, resume: resumeFrom ?? null }, engine: engine.name,
+    type: 'start', time: new Date().toISOString(), options: { ...o, resume: resumeFrom ?? null, init: o.init ? { from: o.init.from } : null }, engine: engine.name,
     cfg, params: paramCount(cfg), flopsPerImage: flops, trainExamples: trainData.size, testExamples: testData.size,
     normalization: norm, stepsPerEpoch, totalSteps,
   });
@@ -457,7 +477,7 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
       const batch = prefetched ?? batchFor(step);
 
       // 4. Forward, backward, LION. While the engine works (onnxruntime runs off this thread), build the next batch.
-      const pending = engine.step(batch, { lr, beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay });
+      const pending = engine.step(batch, { lr, beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay, bodyLrScale: o.bodyLrScale ?? 1 });
       prefetched = step + 1 < totalSteps ? batchFor(step + 1) : undefined;
       const { loss } = await pending;
       if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${step} (lr ${lr}): the run diverged`);
@@ -511,8 +531,9 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
     input: geo,
     normalization: norm,
     provenance: {
-      kind: 'trained',
+      kind: o.init ? 'finetuned' : 'trained',
       command: o.command,
+      ...(o.init ? { from: o.init.from, bodyLrScale: o.bodyLrScale ?? 1 } : {}),
       dataset: { name: source.name, trainSplit: source.train.split, testSplit: source.test.split, trainExamples: trainData.size, testExamples: testData.size },
       recipe: {
         optimizer: 'lion', lr: o.lr, weightDecay: o.weightDecay, betas: [o.beta1, o.beta2], batchSize, schedule: o.schedule,
