@@ -4,11 +4,10 @@
 // - `host` (default on CPU): the graph computes loss and gradients into preallocated buffers; a WebAssembly SIMD
 //   kernel (lion-simd.ts) applies LION in place. Measured on onnxruntime-node 1.30 CPU: its elementwise Mul/Sign
 //   kernels run at 1–1.6 ns per element even in cache, and the node binding copies every output into a fresh
-//   ArrayBuffer, so the in-graph update (ten passes over the weights, weights and momenta both copied out) cost
-//   ~10× the host-side one (B_6-Wi_512: ~10 ms per step for 19M parameters).
+//   ArrayBuffer, so the in-graph update (ten passes over the weights, weights and momenta both copied out) took
+//   ~200 ms per B_6-Wi_512 step (19M parameters) where the host-side one takes ~10 ms.
 // - `graph` (default on CUDA): forward, backward and LION in the one graph, weights and momenta in two
 //   preallocated sets of buffers; a step reads set A and writes set B (preallocated fetches), then they swap.
-
 
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -41,7 +40,11 @@ export interface OrtEngineOptions {
   matmul?: MatmulStyle;
   /** Default: `graph` on CUDA, `host` on CPU. */
   lion?: LionPlacement;
-  /** Whether idle intra-op threads spin-wait. Default: onnxruntime's (spin). */
+  /**
+   * Whether idle intra-op threads spin-wait. Default false: after a run, spinning pool threads compete with the
+   * host-side LION and the data pipeline for the cores (measured with two threads on a busy 2-core machine: the
+   * step 2.2× slower and the LION update 2.6× slower with spinning on).
+   */
   spinning?: boolean;
   /**
    * Threads running independent nodes at once (the weight and input gradients of a Linear are independent).
@@ -55,7 +58,7 @@ interface ResolvedOptions {
   intraOpNumThreads: number;
   matmul: MatmulStyle;
   lion: LionPlacement | undefined;
-  spinning: boolean | undefined;
+  spinning: boolean;
   interOpNumThreads: number;
 }
 
@@ -84,13 +87,12 @@ function validateOptions(opts: OrtEngineOptions): ResolvedOptions {
     intraOpNumThreads: threads,
     matmul,
     lion: opts.lion,
-    spinning: opts.spinning,
+    spinning: opts.spinning ?? false,
     interOpNumThreads: inter,
   });
 }
 
 function sessionOptions(provider: OrtProvider, o: ResolvedOptions): ort.InferenceSession.SessionOptions {
-  const spinning = o.spinning;
   return {
     executionProviders: [provider],
     graphOptimizationLevel: 'all',
@@ -101,8 +103,8 @@ function sessionOptions(provider: OrtProvider, o: ResolvedOptions): ort.Inferenc
     // Static shapes: the memory pattern plans every intermediate buffer once.
     enableMemPattern: true,
     logSeverityLevel: 3,
-    // Idle pool threads spin by default (fastest on a quiet machine); off yields the core, as OMP_WAIT_POLICY=PASSIVE.
-    ...(spinning === undefined ? {} : { extra: { session: { intra_op: { allow_spinning: spinning ? '1' : '0' } } } }),
+    // Spinning off yields an idle pool thread's core, as OMP_WAIT_POLICY=PASSIVE does for PyTorch.
+    extra: { session: { intra_op: { allow_spinning: o.spinning ? '1' : '0' } } },
   };
 }
 
