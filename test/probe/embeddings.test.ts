@@ -2,9 +2,11 @@
 // images (uploaded as PNG) equal the local onnxruntime ones; a service shedding load (503 + Retry-After) is waited
 // out; a 4xx is not retried. Then a whole probe run (local, random-init twin, pixels) on a small subset.
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDataSource } from '../../src/data/resolve.js';
 import type { DataSource } from '../../src/data/dataset.js';
@@ -20,6 +22,7 @@ import {
 import { runProbe } from '../../src/probe/probe.js';
 import { startApp, type Running } from '../serve/helpers.js';
 
+const exec = promisify(execFile);
 let dir: string;
 let modelDir: string;
 let fashion: DataSource;
@@ -86,6 +89,19 @@ describe('served embeddings', () => {
     expect(progress.at(-1)).toBe(N);
     expect(progress.length).toBe(Math.ceil(N / 7));
   });
+
+  it('npm run probe -- --url … fetches, fits and reports (the CLI against the running service)', async () => {
+    const out = join(dir, 'probe.json');
+    const { stdout } = await exec(
+      'npx',
+      ['tsx', 'scripts/probe.ts', '--url', server.base, '--model', 'tiny', '--data', 'fashion-mnist', '--train-n', '200', '--test-n', '100', '--json', out],
+      { timeout: 60_000 },
+    );
+    expect(stdout).toMatch(/served tiny via http:\/\/127\.0\.0\.1:\d+ on fashion-mnist \(train 200 \/ test 100\): test top-1 \d+\.\d+%/);
+    const json = JSON.parse(await readFile(out, 'utf8')) as { reports: { dim: number; testAccuracy: number }[] };
+    expect(json.reports[0].dim).toBe(32);
+    expect(json.reports[0].testAccuracy).toBeGreaterThan(0.3);
+  }, 60_000);
 
   it('EXPECTED FAILURE - an unknown model is a 404 with the API error code, not retried', async () => {
     const err = await servedEmbeddings(images, { url: server.base, model: 'nope', batchSize: 8 }).catch((e: unknown) => e);
