@@ -234,6 +234,28 @@ describe('OrtEngine', () => {
     expect(worstRelErr(after, forwardReference(CFG, await engine.readWeights(), b.x, b.size).logits, 1e-3)).toBeLessThan(1e-4);
   });
 
+  it('steps with more batch sizes than cached sessions, and with SharedArrayBuffer-backed batches, stay exact', async () => {
+    const w = weights(20);
+    const [plain, shared] = [newEngine(), newEngine()];
+    await plain.init(CFG, w);
+    await shared.init(CFG, w);
+    const toShared = (a: Float32Array) => {
+      const s = new Float32Array(new SharedArrayBuffer(a.byteLength));
+      s.set(a);
+      return s;
+    };
+    for (const [k, size] of [2, 3, 4, 5, 2, 3].entries()) {
+      const b = randomBatch(CFG, size, 30 + k);
+      const a = await plain.step(b, hyper);
+      const s = await shared.step({ size, x: toShared(b.x), y: toShared(b.y) }, hyper);
+      expect(s.loss).toBe(a.loss);
+    }
+    const [wp, ws] = [namedTensors(await plain.readWeights()), namedTensors(await shared.readWeights())];
+    wp.forEach((t, i) => expect(ws[i].data, t.name).toEqual(t.data));
+    // …and the steps did move the weights.
+    expect(wp[0].data).not.toEqual(namedTensors(w)[0].data);
+  });
+
   it('init copies: the caller’s arrays are not modified by steps', async () => {
     const w = weights(13);
     const before = namedTensors(w).map((t) => t.data.slice());

@@ -64,6 +64,8 @@ interface ResolvedOptions {
 
 /** Rows per predict run: bounds the input tensor a single run holds. */
 const PREDICT_CHUNK = 1024;
+/** Step sessions kept open (batch sizes in use: the batch, a short last batch, and one spare). */
+const MAX_STEP_SESSIONS = 3;
 
 /** The registry's entry point (src/train/engines/index.ts). */
 export async function createEngine(opts: OrtEngineOptions = {}): Promise<Engine> {
@@ -367,10 +369,22 @@ export class OrtEngine implements Engine {
     return { cfg: this.cfg, sets: this.sets };
   }
 
-  /** One session per batch size (a short last batch gets its own); built on first use. */
+  /**
+   * One session per batch size (a short last batch gets its own), built on first use; the least recently used is
+   * released beyond MAX_STEP_SESSIONS (each holds activation buffers for its batch size).
+   */
   private stepSession(batch: number): Promise<StepSession> {
     let s = this.stepSessions.get(batch);
-    if (!s) {
+    if (s) {
+      // Map order is recency order: move this one to the end.
+      this.stepSessions.delete(batch);
+      this.stepSessions.set(batch, s);
+    } else {
+      if (this.stepSessions.size >= MAX_STEP_SESSIONS) {
+        const [oldest, old] = this.stepSessions.entries().next().value!;
+        this.stepSessions.delete(oldest);
+        void old.then((o) => o.session.release()).catch(() => undefined);
+      }
       const cfg = this.cfg!;
       const { matmul } = this.opts;
       s = openSession(this.opts, (provider) => {
@@ -397,12 +411,16 @@ export class OrtEngine implements Engine {
   }
 }
 
-/** `data` viewed as exactly `rows × cols` values; a longer buffer is cut, a shorter one is a RangeError. */
+/**
+ * `data` viewed as exactly `rows × cols` values; a longer buffer is cut, a shorter one is a RangeError. A
+ * SharedArrayBuffer-backed array is copied: onnxruntime-node rejects those.
+ */
 function exactRows(data: Float32Array, rows: number, cols: number, what: string): Float32Array {
   if (!(data instanceof Float32Array)) throw new TypeError(`${what} must be a Float32Array`);
   const need = rows * cols;
   if (data.length < need) throw new RangeError(`${what} has ${data.length} values, ${rows} rows × ${cols} need ${need}`);
-  return data.length === need ? data : data.subarray(0, need);
+  const view = data.length === need ? data : data.subarray(0, need);
+  return view.buffer instanceof SharedArrayBuffer ? view.slice() : view;
 }
 
 /** Loss and gradients of the mean soft-target cross-entropy, in `namedTensors` order (tests, gradient checks). */
