@@ -68,7 +68,8 @@ function tensor(name: string, shape: number[], data: Float32Array): TensorMsg {
   return { name, dims: shape, data_type: DataType.FLOAT, raw_data: rawLE(data) };
 }
 
-function valueInfo(name: string, dims: (number | string)[]): ValueInfoMsg {
+/** A float32 graph input/output; a string dimension is symbolic (e.g. 'batch'). Also used by the training graph. */
+export function valueInfo(name: string, dims: (number | string)[]): ValueInfoMsg {
   return {
     name,
     type: {
@@ -80,7 +81,7 @@ function valueInfo(name: string, dims: (number | string)[]): ValueInfoMsg {
   };
 }
 
-function node(opType: string, name: string, input: string[], output: string[], attribute?: AttributeMsg[]): NodeMsg {
+export function node(opType: string, name: string, input: string[], output: string[], attribute?: AttributeMsg[]): NodeMsg {
   return { op_type: opType, name, input, output, ...(attribute ? { attribute } : {}) };
 }
 

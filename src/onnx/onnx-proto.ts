@@ -137,6 +137,8 @@ export interface TensorMsg {
   data_type: number;
   raw_data?: Uint8Array;
   float_data?: number[];
+  /** INT64 tensors (e.g. the axes input of ReduceSum in the training graph). */
+  int64_data?: Int64[];
 }
 
 export interface AttributeMsg {

@@ -17,6 +17,7 @@
 //             (the head with lr, everything else with lr·bodyLrScale)
 
 import { LAYER_NORM_EPS, hiddenDim, type MlpConfig } from '../../model/mlp.js';
+import { IR_VERSION, PRODUCER, node, valueInfo as floatInfo } from '../../onnx/export.js';
 import {
   AttributeType,
   DataType,
@@ -28,7 +29,6 @@ import {
 } from '../../onnx/onnx-proto.js';
 
 export const TRAIN_OPSET = 17;
-const IR_VERSION = 8;
 
 /** One trainable tensor, in `namedTensors` order (the order of checkpoints and `OptimizerState`). */
 export interface ParamSpec {
@@ -99,18 +99,6 @@ export interface TrainGraphOptions {
 const attrInt = (name: string, i: number): AttributeMsg => ({ name, type: AttributeType.INT, i });
 const attrInts = (name: string, ints: number[]): AttributeMsg => ({ name, type: AttributeType.INTS, ints });
 
-function floatInfo(name: string, dims: (number | string)[]): ValueInfoMsg {
-  return {
-    name,
-    type: {
-      tensor_type: {
-        elem_type: DataType.FLOAT,
-        shape: { dim: dims.map((d) => (typeof d === 'string' ? { dim_param: d } : { dim_value: d })) },
-      },
-    },
-  };
-}
-
 class GraphBuilder {
   readonly nodes: NodeMsg[] = [];
   readonly initializers: TensorMsg[] = [];
@@ -121,7 +109,7 @@ class GraphBuilder {
   op(type: string, inputs: string[], attrs: AttributeMsg[] = [], out?: string): string {
     const name = `${type}_${this.count++}`;
     const output = out ?? `${name}:0`;
-    this.nodes.push({ op_type: type, name, input: inputs, output: [output], ...(attrs.length ? { attribute: attrs } : {}) });
+    this.nodes.push(node(type, name, inputs, [output], attrs.length ? attrs : undefined));
     return output;
   }
 
@@ -144,7 +132,7 @@ class GraphBuilder {
     if (!name) {
       name = `const/${key}`;
       this.consts.set(key, name);
-      this.initializers.push({ name, dims: [vals.length], data_type: DataType.INT64, int64_data: vals } as TensorMsg);
+      this.initializers.push({ name, dims: [vals.length], data_type: DataType.INT64, int64_data: vals });
     }
     return name;
   }
@@ -187,13 +175,12 @@ function forward(g: GraphBuilder, cfg: MlpConfig, x: string): { saved: Saved[]; 
     const normed = `${b}/normed`;
     const mean = `${b}/mean`;
     const rstd = `${b}/rstd`;
-    g.nodes.push({
-      op_type: 'LayerNormalization',
-      name: `${b}/LayerNorm`,
-      input: [h, P(`${b}.norm.gamma`), P(`${b}.norm.beta`)],
-      output: [normed, mean, rstd],
-      attribute: [attrInt('axis', -1), attrFloat('epsilon', LAYER_NORM_EPS)],
-    });
+    g.nodes.push(
+      node('LayerNormalization', `${b}/LayerNorm`, [h, P(`${b}.norm.gamma`), P(`${b}.norm.beta`)], [normed, mean, rstd], [
+        attrInt('axis', -1),
+        attrFloat('epsilon', LAYER_NORM_EPS),
+      ]),
+    );
     const u = g.op('Gemm', [normed, P(`${b}.expand.weight`), P(`${b}.expand.bias`)], [attrFloat('alpha', INV_SQRT2), attrFloat('beta', INV_SQRT2)]);
     const erf1 = g.add(g.op('Erf', [u]), g.scalar(1));
     const q = g.mul(u, erf1);
@@ -328,7 +315,7 @@ function encodeGraph(name: string, g: GraphBuilder, input: ValueInfoMsg[], outpu
   return encodeModel({
     ir_version: IR_VERSION,
     opset_import: [{ domain: '', version: TRAIN_OPSET }],
-    producer_name: 'mlp-serve',
+    producer_name: PRODUCER,
     graph: { name, node: g.nodes, initializer: g.initializers, input, output },
   });
 }
