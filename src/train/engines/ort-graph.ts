@@ -1,7 +1,8 @@
-// The fused training step of the B_d-Wi_w MLP as ONE ONNX graph: forward, soft-target cross-entropy, the backward
-// pass written out by hand, and the LION update, so a training step is a single onnxruntime run. Also the
-// forward-only graph the engine predicts with. Weights and momenta are graph inputs (not initializers), so the
-// engine feeds each step's outputs back as the next step's inputs without rebuilding anything.
+// The fused training step of the B_d-Wi_w MLP as ONE ONNX graph: forward, soft-target cross-entropy and the backward
+// pass written out by hand, so a training step is a single onnxruntime run. Mode `step` also applies LION inside
+// the graph (outputs: loss, new weights, new momenta); mode `grads` outputs loss and gradients for a host-side update
+// (the faster one on CPU, see ort.ts). Also the forward-only graph the engine predicts with. Weights and momenta are
+// graph inputs (not initializers), so one graph serves every step without rebuilding anything.
 //
 // Notation (shapes): B batch, D inputDim, W width, H = expansion·W, K classes. Linear weights are [in, out].
 //   forward   h0 = x·Ws + bs
