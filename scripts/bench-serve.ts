@@ -1,144 +1,443 @@
-// CLI: throughput of the service under concurrent uploads. Writes a random-weight model, starts the real server
-// (`tsx src/serve/server.ts`, as npm start) on a free port, and keeps N uploads in flight for a fixed time.
-//   npm run bench:serve -- [--arch B_6-Wi_512] [--concurrency 32] [--seconds 10] [--warmup 2] [--image 28]
-//                          [--size 64] [--channels 3] [--env KEY=VALUE ...]
+// `npm run bench:serve`: how close the service comes to the machine's limit, as ratios measured in one run.
+// Starts the real server (src/serve/server.ts, as `npm start`) and drives it over HTTP with undici, uploading a
+// 28×28 PNG (a Fashion-MNIST test image) and a 500×375 JPEG, one image per request:
+//   1. sweep       closed loop at each concurrency: images/s, p50, p99, mean batch, batch time, CPU used
+//   2. efficiency  at the best concurrency, served ÷ bound, the bound measured between the served windows:
+//                  cores ÷ (decode+resize per image + onnxruntime per image at the mean batch size served)
+//   3. policies    BATCH_POLICY fixed vs adaptive at the best concurrency (windows alternate between two servers)
+//   4. latency     open loop (Poisson) at half the maximum throughput: p99 vs BATCH_MAX_DELAY_MS + 2 × batch time
+//   5. gain        a random B_6-Wi_512 (64×64×3) at 64 concurrent uploads, default batching vs BATCH_MAX_SIZE=1
+// Prints a table per phase and the ratios, and writes everything to a JSON file.
+//
+//   npm run bench:serve [-- --seconds 3] [--warmup 1] [--concurrency 1,4,16,64,128] [--images png,jpeg]
+//                       [--model models/fashion-mlp] [--big-arch B_6-Wi_512] [--gain-concurrency 64]
+//                       [--phases sweep,efficiency,policies,latency,gain] [--env KEY=VALUE ...] [--out FILE] [--quick]
 
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import sharp from 'sharp';
+import { loadConfig, type Config } from '../src/config.js';
+import { inputDim, readCard, type ModelCard } from '../src/model/card.js';
 import { writeRandomModel } from '../src/onnx/random.js';
+import { decodeRate, onnxRate, openBoundSession, servingBound, type Rate } from '../src/bench/bound.js';
+import { fashionMnistImage, jpeg500, png28 } from '../src/bench/images.js';
+import { closedLoop, openLoop, percentile, type LoadResult, type Upload } from '../src/bench/load.js';
+import { delta, startServer, type Samples, type ServerProcess } from '../src/bench/server-process.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const PHASES = ['sweep', 'efficiency', 'policies', 'latency', 'gain'] as const;
+type Phase = (typeof PHASES)[number];
+type Policy = 'fixed' | 'adaptive';
 
-function num(name: string, v: string | undefined, def: number): number {
+// ------------------------------------------------------------------------------------------------ options
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string' },
+    warmup: { type: 'string' },
+    concurrency: { type: 'string' },
+    images: { type: 'string', default: 'png,jpeg' },
+    model: { type: 'string', default: join(ROOT, 'models', 'fashion-mlp') },
+    'big-arch': { type: 'string', default: 'B_6-Wi_512' },
+    'gain-concurrency': { type: 'string', default: '64' },
+    phases: { type: 'string', default: PHASES.join(',') },
+    env: { type: 'string', multiple: true },
+    out: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+function positive(name: string, v: string | undefined, def: number): number {
   if (v === undefined) return def;
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new RangeError(`--${name} must be a positive number, got "${v}"`);
+  if (!(Number.isFinite(n) && n > 0)) throw new RangeError(`--${name} must be a positive number, got "${v}"`);
   return n;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : NaN;
+const quick = values.quick!;
+const seconds = positive('seconds', values.seconds, quick ? 1.5 : 3);
+const warmup = positive('warmup', values.warmup, quick ? 0.5 : 1);
+const concurrencies = (values.concurrency ?? (quick ? '16,64' : '1,4,16,64,128')).split(',').map((c) => positive('concurrency', c, 1));
+const gainConcurrency = positive('gain-concurrency', values['gain-concurrency'], 64);
+const phases = new Set(values.phases!.split(',') as Phase[]);
+for (const p of phases) if (!PHASES.includes(p)) throw new RangeError(`--phases: unknown phase "${p}" (known: ${PHASES.join(', ')})`);
+const userEnv: Record<string, string> = Object.fromEntries(
+  (values.env ?? []).map((kv) => {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new RangeError(`--env expects KEY=VALUE, got "${kv}"`);
+    return [kv.slice(0, i), kv.slice(i + 1)];
+  }),
+);
+// The server's configuration as it will read it (validated here, so a typo fails before anything starts).
+const config: Readonly<Config> = loadConfig({ ...process.env, ...userEnv });
+const defaultPolicy: Policy = config.batchPolicy;
+const cores = availableParallelism();
+
+// ------------------------------------------------------------------------------------------------ measuring
+
+/** One measured window against one server: what the client saw and what the server's metrics say. */
+interface Window {
+  image: string;
+  policy: string;
+  concurrency?: number;
+  ratePerSecond?: number;
+  imagesPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanBatch: number;
+  /** Mean session.run time per batch, ms (the server's mlp_inference_duration_seconds). */
+  batchMs: number;
+  /** CPU the server process used, in cores. */
+  serverCores: number;
+  clientCores: number;
+  failed: Record<string, number>;
+  /** Latencies, ascending (kept out of the JSON: merged into percentiles). */
+  latencyMs: Float64Array;
 }
 
-function metric(text: string, series: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
-  return line ? Number(line.slice(series.length + 1)) : 0;
+function summarize(r: LoadResult, before: Samples, after: Samples, tags: Pick<Window, 'image' | 'policy' | 'concurrency' | 'ratePerSecond'>): Window {
+  const batches = delta(before, after, 'mlp_batch_size_count');
+  const images = delta(before, after, 'mlp_batch_size_sum');
+  const inferSeconds = delta(before, after, 'mlp_inference_duration_seconds_sum');
+  return {
+    ...tags,
+    imagesPerSecond: r.ok / r.seconds,
+    p50Ms: percentile(r.latencyMs, 0.5),
+    p99Ms: percentile(r.latencyMs, 0.99),
+    meanBatch: batches ? images / batches : 0,
+    batchMs: batches ? (inferSeconds * 1000) / batches : 0,
+    serverCores: delta(before, after, 'process_cpu_seconds_total') / r.seconds,
+    clientCores: r.clientCpuMs / 1000 / r.seconds,
+    failed: r.failed,
+    latencyMs: r.latencyMs,
+  };
+}
+
+async function closed(server: ServerProcess, upload: Upload, concurrency: number, policy: string): Promise<Window> {
+  let before: Samples = new Map();
+  let after: Samples = new Map();
+  const r = await closedLoop(server.base, {
+    path: '/classify',
+    upload,
+    concurrency,
+    seconds,
+    warmupSeconds: warmup,
+    beforeWindow: async () => void (before = await server.scrape()),
+    afterWindow: async () => void (after = await server.scrape()),
+  });
+  return summarize(r, before, after, { image: upload.label, policy, concurrency });
+}
+
+async function open(server: ServerProcess, upload: Upload, ratePerSecond: number, policy: string, seed: number): Promise<Window> {
+  let before: Samples = new Map();
+  let after: Samples = new Map();
+  const r = await openLoop(server.base, {
+    path: '/classify',
+    upload,
+    ratePerSecond,
+    seconds,
+    warmupSeconds: warmup,
+    seed,
+    maxInFlight: 200,
+    beforeWindow: async () => void (before = await server.scrape()),
+    afterWindow: async () => void (after = await server.scrape()),
+  });
+  return summarize(r, before, after, { image: upload.label, policy, ratePerSecond });
+}
+
+/** Several windows of one setting as one: throughput averaged, latencies pooled, batch figures averaged. */
+function pool(ws: Window[]): Window {
+  const lat = Float64Array.from(ws.flatMap((w) => Array.from(w.latencyMs))).sort();
+  const mean = (f: (w: Window) => number) => ws.reduce((s, w) => s + f(w), 0) / ws.length;
+  const failed: Record<string, number> = {};
+  for (const w of ws) for (const [k, v] of Object.entries(w.failed)) failed[k] = (failed[k] ?? 0) + v;
+  return {
+    ...ws[0],
+    imagesPerSecond: mean((w) => w.imagesPerSecond),
+    p50Ms: percentile(lat, 0.5),
+    p99Ms: percentile(lat, 0.99),
+    meanBatch: mean((w) => w.meanBatch),
+    batchMs: mean((w) => w.batchMs),
+    serverCores: mean((w) => w.serverCores),
+    clientCores: mean((w) => w.clientCores),
+    failed,
+    latencyMs: lat,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ printing
+
+const f0 = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '–');
+const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '–');
+const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '–');
+
+function table(title: string, header: string[], rows: (string | number)[][]): void {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const width = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  console.log(`\n${title}`);
+  cells.forEach((r, k) => {
+    console.log('  ' + r.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  '));
+    if (k === 0) console.log('  ' + width.map((w) => '-'.repeat(w)).join('  '));
+  });
+}
+
+const windowRow = (w: Window) => [
+  w.image,
+  w.policy,
+  w.concurrency ?? f0(w.ratePerSecond ?? NaN) + '/s',
+  f0(w.imagesPerSecond),
+  f1(w.p50Ms),
+  f1(w.p99Ms),
+  f1(w.meanBatch),
+  f2(w.batchMs),
+  f2(w.serverCores),
+  f2(w.clientCores),
+  Object.entries(w.failed).map(([k, v]) => `${k}:${v}`).join(' ') || '0',
+];
+const WINDOW_HEADER = ['image', 'policy', 'load', 'img/s', 'p50 ms', 'p99 ms', 'batch', 'batch ms', 'server cores', 'client cores', 'failed'];
+const jsonWindow = ({ latencyMs: _l, ...w }: Window) => w;
+
+// ------------------------------------------------------------------------------------------------ the run
+
+async function modelsDirWith(modelDir: string): Promise<string> {
+  // A MODELS_DIR holding only a copy of this model, so the server loads nothing else from models/ (a copy, not a
+  // symlink: the model scan takes real directories only).
+  const dir = await mkdtemp(join(tmpdir(), 'mlp-bench-models-'));
+  await cp(resolve(modelDir), join(dir, basename(resolve(modelDir))), { recursive: true });
+  return dir;
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      arch: { type: 'string', default: 'B_6-Wi_512' },
-      concurrency: { type: 'string' },
-      seconds: { type: 'string' },
-      warmup: { type: 'string' },
-      image: { type: 'string' },
-      size: { type: 'string' },
-      channels: { type: 'string' },
-      env: { type: 'string', multiple: true },
-    },
-    strict: true,
-  });
-  const concurrency = num('concurrency', values.concurrency, 32);
-  const seconds = num('seconds', values.seconds, 10);
-  const warmup = num('warmup', values.warmup, 2);
-  const side = num('image', values.image, 28);
-  const size = num('size', values.size, 64);
-  const channels = num('channels', values.channels, 3) as 1 | 3;
-  const extraEnv = Object.fromEntries((values.env ?? []).map((kv) => kv.split(/=(.*)/s).slice(0, 2)));
+  const startedAt = new Date().toISOString();
+  const load0 = loadavg();
+  const modelDir = resolve(values.model!);
+  const card: ModelCard = await readCard(modelDir);
+  const raw = await fashionMnistImage(0);
+  const uploads: Upload[] = [];
+  const wanted = values.images!.split(',');
+  if (wanted.includes('png')) uploads.push(await png28(raw));
+  if (wanted.includes('jpeg')) uploads.push(await jpeg500(raw));
+  if (uploads.length === 0) throw new RangeError('--images must name png and/or jpeg');
 
-  const dir = await mkdtemp(join(tmpdir(), 'mlp-bench-'));
-  const t0 = Date.now();
-  const card = await writeRandomModel({ arch: values.arch!, out: join(dir, 'bench'), name: 'bench', size, channels });
   console.log(
-    `model ${card.arch.name}: ${(card.params / 1e6).toFixed(1)}M params, ${(card.flopsPerImage / 1e6).toFixed(1)} MFLOP/image, ` +
-      `input ${size}×${size}×${channels} (written in ${Date.now() - t0} ms)`,
+    `mlp-serve bench: ${cores} cores (${cpus()[0]?.model ?? '?'}), load average ${load0.map(f2).join(' ')}; ` +
+      `model ${card.name} ${card.arch.name} ${card.input.width}×${card.input.height}×${card.input.channels}; ` +
+      `uploads ${uploads.map((u) => `${u.label} (${u.bytes.length} B)`).join(', ')}; ${warmup}+${seconds} s windows`,
+  );
+  console.log(
+    `config: BATCH_POLICY=${config.batchPolicy} LATENCY_TARGET_MS=${config.latencyTargetMs} BATCH_MAX_SIZE=${config.batchMaxSize} ` +
+      `BATCH_MAX_DELAY_MS=${config.batchMaxDelayMs} INFERENCE_WORKERS=${config.inferenceWorkers} ` +
+      `ORT_INTRA_OP_THREADS=${config.ortIntraOpThreads} UV_THREADPOOL_SIZE=${config.uvThreadpoolSize}` +
+      (Object.keys(userEnv).length ? ` (--env ${Object.entries(userEnv).map(([k, v]) => `${k}=${v}`).join(' ')})` : ''),
   );
 
-  const server = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['src/serve/server.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, MODELS_DIR: dir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...extraEnv },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const result: Record<string, unknown> = {
+    startedAt,
+    machine: { cores, cpu: cpus()[0]?.model, node: process.version, loadavgBefore: load0 },
+    model: { name: card.name, arch: card.arch.name, input: card.input, dir: modelDir },
+    uploads: uploads.map((u) => ({ label: u.label, bytes: u.bytes.length, contentType: u.contentType })),
+    config: {
+      batchPolicy: config.batchPolicy,
+      latencyTargetMs: config.latencyTargetMs,
+      batchMaxSize: config.batchMaxSize,
+      batchMaxDelayMs: config.batchMaxDelayMs,
+      inferenceWorkers: config.inferenceWorkers,
+      ortIntraOpThreads: config.ortIntraOpThreads,
+      uvThreadpoolSize: config.uvThreadpoolSize,
+      env: userEnv,
+    },
+    windows: { seconds, warmup },
+  };
+  const targets: Record<string, { value: number; target: string; met: boolean; note?: string }> = {};
+  const temp: string[] = [];
+  const servers: ServerProcess[] = [];
+
   try {
-    const base = await new Promise<string>((resolve, reject) => {
-      let url = '';
-      createInterface({ input: server.stdout! }).on('line', (line) => {
-        const m = /Server listening at (http:\/\/[\d.]+:\d+)/.exec(line);
-        if (m) url = m[1];
-        if (/"msg":"ready"/.test(line)) resolve(url);
-        if (/start-up failed/.test(line)) reject(new Error(line));
-      });
-      server.once('exit', (code) => reject(new Error(`server exited (${code})`)));
-    });
-    const png = new Uint8Array(
-      await sharp({ create: { width: side, height: side, channels: 3, background: { r: 120, g: 60, b: 200 } } }).png().toBuffer(),
-    );
-    console.log(`server ${base}; ${concurrency} concurrent uploads of a ${side}×${side} PNG (${png.length} B) for ${warmup}+${seconds} s`);
+    // Both policies run side by side (the idle one sleeps), so their windows can alternate under the same noise.
+    const modelsDir = await modelsDirWith(modelDir);
+    temp.push(modelsDir);
+    const byPolicy = {} as Record<Policy, ServerProcess>;
+    const needOther = phases.has('policies') || phases.has('latency');
+    for (const policy of ['fixed', 'adaptive'] as const) {
+      if (policy !== defaultPolicy && !needOther) continue;
+      if (!(phases.has('sweep') || phases.has('efficiency') || needOther)) continue;
+      byPolicy[policy] = await startServer(modelsDir, { ...userEnv, BATCH_POLICY: policy });
+      servers.push(byPolicy[policy]);
+    }
+    const other: Policy = defaultPolicy === 'fixed' ? 'adaptive' : 'fixed';
+    const main = byPolicy[defaultPolicy];
 
-    let measuring = false;
-    let stop = false;
-    let ok = 0;
-    let failed = 0;
-    const latencies: number[] = [];
-    const loop = async () => {
-      while (!stop) {
-        const t = performance.now();
-        const res = await fetch(`${base}/classify`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png });
-        await res.arrayBuffer();
-        if (!measuring) continue;
-        if (res.status === 200) {
-          ok++;
-          latencies.push(performance.now() - t);
-        } else failed++;
-      }
+    // -------------------------------------------------------------------------------------- 1. sweep
+    const sweep: Window[] = [];
+    if (phases.has('sweep')) {
+      for (const u of uploads) for (const c of concurrencies) sweep.push(await closed(main, u, c, defaultPolicy));
+      table(`1. sweep: closed loop, ${defaultPolicy} policy`, WINDOW_HEADER, sweep.map(windowRow));
+      result.sweep = sweep.map(jsonWindow);
+    }
+    const best = (u: Upload) => {
+      const ws = sweep.filter((w) => w.image === u.label);
+      return ws.length ? ws.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a)) : undefined;
     };
-    const loops = Array.from({ length: concurrency }, loop);
-    await new Promise((r) => setTimeout(r, warmup * 1000));
-    const before = await (await fetch(`${base}/metrics`)).text();
-    measuring = true;
-    const tStart = performance.now();
-    await new Promise((r) => setTimeout(r, seconds * 1000));
-    measuring = false;
-    const elapsed = (performance.now() - tStart) / 1000;
-    const after = await (await fetch(`${base}/metrics`)).text();
-    stop = true;
-    await Promise.all(loops);
+    const bestConcurrency = (u: Upload) => best(u)?.concurrency ?? Math.max(...concurrencies);
 
-    latencies.sort((a, b) => a - b);
-    const batches = metric(after, 'mlp_batch_size_count{model="bench"}') - metric(before, 'mlp_batch_size_count{model="bench"}');
-    const images = metric(after, 'mlp_batch_size_sum{model="bench"}') - metric(before, 'mlp_batch_size_sum{model="bench"}');
-    const infer = metric(after, 'mlp_inference_duration_seconds_sum{model="bench"}') - metric(before, 'mlp_inference_duration_seconds_sum{model="bench"}');
-    console.log(
-      JSON.stringify(
-        {
-          arch: values.arch,
-          concurrency,
-          seconds: Number(elapsed.toFixed(2)),
-          imagesPerSecond: Number((ok / elapsed).toFixed(1)),
-          failed,
-          latencyMs: { p50: +percentile(latencies, 0.5).toFixed(1), p90: +percentile(latencies, 0.9).toFixed(1), p99: +percentile(latencies, 0.99).toFixed(1) },
-          meanBatchSize: batches ? Number((images / batches).toFixed(1)) : 0,
-          inferenceBusyFraction: Number((infer / elapsed).toFixed(2)),
-        },
-        null,
-        2,
-      ),
-    );
+    // -------------------------------------------------------------------------------------- 2. efficiency
+    if (phases.has('efficiency')) {
+      const session = await openBoundSession(join(modelDir, 'model.onnx'));
+      const rows: (string | number)[][] = [];
+      const eff: unknown[] = [];
+      try {
+        for (const u of uploads) {
+          const c = bestConcurrency(u);
+          // decode, served, decode, served, decode: the bound brackets the served windows in time.
+          const decodes: Rate[] = [await decodeRate(u.bytes, card.input, card.normalization, { seconds: 1.5, maxPixels: config.maxPixels })];
+          const served: Window[] = [];
+          for (let round = 0; round < 2; round++) {
+            served.push(await closed(main, u, c, defaultPolicy));
+            decodes.push(await decodeRate(u.bytes, card.input, card.normalization, { seconds: 1.5, maxPixels: config.maxPixels }));
+          }
+          const s = pool(served);
+          const batch = Math.max(1, Math.round(s.meanBatch));
+          const ortRate = await onnxRate(session, inputDim(card), batch, { seconds: 1 });
+          const decodePerSecond = decodes.reduce((a, d) => a + d.imagesPerSecond, 0) / decodes.length;
+          const decodeCpuMs = decodes.reduce((a, d) => a + d.cpuMsPerImage, 0) / decodes.length;
+          const bound = servingBound(decodePerSecond, ortRate.imagesPerSecond);
+          const efficiency = s.imagesPerSecond / bound;
+          // What the same run says in CPU time: the server's and the client's CPU per image against the bound's.
+          const serverCpuMs = (s.serverCores * 1000) / s.imagesPerSecond;
+          const clientCpuMs = (s.clientCores * 1000) / s.imagesPerSecond;
+          rows.push([
+            u.label, c, f0(s.imagesPerSecond), f0(decodePerSecond), f0(ortRate.imagesPerSecond) + ` @${batch}`, f0(bound), f2(efficiency),
+            f2(decodeCpuMs), f2(ortRate.cpuMsPerImage), f2(serverCpuMs), f2(clientCpuMs),
+          ]);
+          eff.push({
+            image: u.label, concurrency: c, served: s.imagesPerSecond, p50Ms: s.p50Ms, p99Ms: s.p99Ms, meanBatch: s.meanBatch,
+            decodePerSecond, decodeRuns: decodes.map((d) => d.imagesPerSecond), decodeCpuMsPerImage: decodeCpuMs,
+            onnxBatch: batch, onnxPerSecond: ortRate.imagesPerSecond, onnxCpuMsPerImage: ortRate.cpuMsPerImage,
+            bound, efficiency, serverCpuMsPerImage: serverCpuMs, clientCpuMsPerImage: clientCpuMs, windows: served.map(jsonWindow),
+          });
+          targets[`efficiency ${u.label}`] = { value: efficiency, target: '≥ 0.8', met: efficiency >= 0.8 };
+        }
+      } finally {
+        await session.release();
+      }
+      table(
+        `2. efficiency = served ÷ bound, bound = 1 / (1/decode + 1/onnxruntime) img/s on ${cores} cores (= cores ÷ per-image core-seconds)`,
+        ['image', 'conc', 'served img/s', 'decode img/s', 'onnx img/s', 'bound img/s', 'efficiency', 'decode cpu ms', 'onnx cpu ms', 'server cpu ms/img', 'client cpu ms/img'],
+        rows,
+      );
+      result.efficiency = eff;
+    }
+
+    // -------------------------------------------------------------------------------------- 3. policies
+    const maxThroughput = new Map<string, number>();
+    for (const u of uploads) {
+      const b = best(u);
+      if (b) maxThroughput.set(u.label, b.imagesPerSecond);
+    }
+    if (phases.has('policies')) {
+      const rows: Window[] = [];
+      const cmp: unknown[] = [];
+      for (const u of uploads) {
+        const c = bestConcurrency(u);
+        const ws: Record<Policy, Window[]> = { fixed: [], adaptive: [] };
+        for (let round = 0; round < 2; round++)
+          for (const p of round === 0 ? ([defaultPolicy, other] as const) : ([other, defaultPolicy] as const))
+            ws[p].push(await closed(byPolicy[p], u, c, p));
+        const fixed = pool(ws.fixed);
+        const adaptive = pool(ws.adaptive);
+        rows.push(fixed, adaptive);
+        maxThroughput.set(u.label, Math.max(maxThroughput.get(u.label) ?? 0, fixed.imagesPerSecond, adaptive.imagesPerSecond));
+        cmp.push({ image: u.label, concurrency: c, fixed: jsonWindow(fixed), adaptive: jsonWindow(adaptive), adaptiveOverFixed: adaptive.imagesPerSecond / fixed.imagesPerSecond });
+      }
+      table('3. policies at the best concurrency (windows alternate fixed/adaptive)', WINDOW_HEADER, rows.map(windowRow));
+      result.policies = cmp;
+    }
+
+    // -------------------------------------------------------------------------------------- 4. latency at half load
+    if (phases.has('latency')) {
+      const rows: Window[] = [];
+      const lat: unknown[] = [];
+      for (const u of uploads) {
+        let max = maxThroughput.get(u.label);
+        if (max === undefined) {
+          // No sweep in this run: find the maximum first.
+          max = (await closed(main, u, Math.max(...concurrencies), defaultPolicy)).imagesPerSecond;
+          maxThroughput.set(u.label, max);
+        }
+        const rate = max / 2;
+        const ws: Record<Policy, Window[]> = { fixed: [], adaptive: [] };
+        for (let round = 0; round < 2; round++)
+          for (const p of round === 0 ? ([defaultPolicy, other] as const) : ([other, defaultPolicy] as const))
+            ws[p].push(await open(byPolicy[p], u, rate, p, 100 + round));
+        for (const p of [defaultPolicy, other] as const) {
+          const w = pool(ws[p]);
+          rows.push(w);
+          const bound = config.batchMaxDelayMs + 2 * w.batchMs;
+          const ratio = w.p99Ms / bound;
+          lat.push({ image: u.label, policy: p, ratePerSecond: rate, maxThroughput: max, window: jsonWindow(w), targetMs: bound, p99OverTarget: ratio });
+          targets[`p99 at half load ${u.label} (${p}${p === defaultPolicy ? ', default' : ''})`] = {
+            value: ratio,
+            target: `≤ 1 (p99 ${f1(w.p99Ms)} ms vs ${config.batchMaxDelayMs} + 2 × ${f2(w.batchMs)} ms)`,
+            met: ratio <= 1,
+          };
+        }
+      }
+      table('4. open loop (Poisson) at half the maximum throughput', WINDOW_HEADER, rows.map(windowRow));
+      result.latency = lat;
+    }
+
+    for (const s of servers.splice(0)) await s.stop();
+
+    // -------------------------------------------------------------------------------------- 5. batching gain
+    if (phases.has('gain')) {
+      const dir = await mkdtemp(join(tmpdir(), 'mlp-bench-big-'));
+      temp.push(dir);
+      const arch = values['big-arch']!;
+      const big = await writeRandomModel({ arch, out: join(dir, 'big'), name: 'big', size: 64, channels: 3 });
+      const u = uploads[0];
+      const batched = await startServer(dir, { ...userEnv });
+      servers.push(batched);
+      const single = await startServer(dir, { ...userEnv, BATCH_MAX_SIZE: '1' });
+      servers.push(single);
+      const ws = { batched: [] as Window[], single: [] as Window[] };
+      for (let round = 0; round < 2; round++) {
+        ws.batched.push(await closed(batched, u, gainConcurrency, `BATCH_MAX_SIZE=${config.batchMaxSize}`));
+        ws.single.push(await closed(single, u, gainConcurrency, 'BATCH_MAX_SIZE=1'));
+      }
+      const b = pool(ws.batched);
+      const s = pool(ws.single);
+      const gain = b.imagesPerSecond / s.imagesPerSecond;
+      table(
+        `5. batching gain: ${arch} ${big.input.width}×${big.input.height}×${big.input.channels} (${f1(big.params / 1e6)}M params), ${gainConcurrency} concurrent uploads of ${u.label}`,
+        WINDOW_HEADER,
+        [b, s].map(windowRow),
+      );
+      result.gain = { arch, params: big.params, concurrency: gainConcurrency, image: u.label, batched: jsonWindow(b), single: jsonWindow(s), gain };
+      targets[`batching gain ${arch} @${gainConcurrency}`] = { value: gain, target: '≥ 3', met: gain >= 3 };
+    }
   } finally {
-    server.kill('SIGTERM');
-    await new Promise((r) => server.once('exit', r));
-    await rm(dir, { recursive: true, force: true });
+    for (const s of servers) await s.stop();
+    for (const d of temp) await rm(d, { recursive: true, force: true });
   }
+
+  // ---------------------------------------------------------------------------------------- ratios
+  table(
+    'targets (ratios measured in this run)',
+    ['ratio', 'value', 'target', 'met'],
+    Object.entries(targets).map(([k, t]) => [k, f2(t.value), t.target, t.met ? 'yes' : 'NO']),
+  );
+  result.targets = targets;
+  (result.machine as Record<string, unknown>).loadavgAfter = loadavg();
+  const out = resolve(values.out ?? join(ROOT, 'runs', 'bench-serve', `${startedAt.replace(/[:.]/g, '-')}.json`));
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(out, JSON.stringify(result, null, 2) + '\n');
+  console.log(`\nresults: ${out}`);
 }
 
 main().catch((err: Error) => {
-  console.error(err.message);
+  console.error(err.stack ?? err.message);
   process.exit(1);
 });

@@ -6,6 +6,8 @@ import { availableParallelism } from 'node:os';
 
 export type ExecutionProvider = 'cuda' | 'cpu' | 'webgpu' | 'tensorrt';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+/** How a batch is closed: after a fixed delay, or from the learned batch cost and a latency target. */
+export type BatchPolicyName = 'fixed' | 'adaptive';
 
 export interface Config {
   /** TCP port to listen on (0 picks a free one). Default 8080. */
@@ -20,6 +22,11 @@ export interface Config {
   batchMaxSize: number;
   /** Longest a request waits for companions, counted from the oldest queued request. Default 5 ms. */
   batchMaxDelayMs: number;
+  /** `fixed`: a partial batch leaves BATCH_MAX_DELAY_MS after its oldest request; `adaptive`: it waits only while
+   *  the learned batch cost and arrival rate say more requests will join before LATENCY_TARGET_MS. Default fixed. */
+  batchPolicy: BatchPolicyName;
+  /** adaptive: queue wait + batch run time an image should stay under. Default 20 ms. */
+  latencyTargetMs: number;
   /** Images waiting per model beyond which requests are shed with 503 + Retry-After. Default 1024. */
   queueMax: number;
   /** Deadline of one request from arrival; past it the answer is 504. Default 10000 ms. */
@@ -57,6 +64,8 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   'DEFAULT_MODEL',
   'BATCH_MAX_SIZE',
   'BATCH_MAX_DELAY_MS',
+  'BATCH_POLICY',
+  'LATENCY_TARGET_MS',
   'QUEUE_MAX',
   'REQUEST_TIMEOUT_MS',
   'EXECUTION_PROVIDERS',
@@ -121,6 +130,12 @@ function providers(env: Env): ExecutionProvider[] {
   return list as ExecutionProvider[];
 }
 
+function batchPolicy(env: Env): BatchPolicyName {
+  const v = (raw(env, 'BATCH_POLICY') ?? 'fixed').toLowerCase();
+  if (v !== 'fixed' && v !== 'adaptive') throw new ConfigError('BATCH_POLICY', `must be fixed or adaptive, got "${v}"`);
+  return v;
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const executionProviders = providers(env);
@@ -146,6 +161,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     defaultModel,
     batchMaxSize: int(env, 'BATCH_MAX_SIZE', 32, 1, 4096),
     batchMaxDelayMs: int(env, 'BATCH_MAX_DELAY_MS', 5, 0, 10_000),
+    batchPolicy: batchPolicy(env),
+    latencyTargetMs: int(env, 'LATENCY_TARGET_MS', 20, 1, 600_000),
     queueMax: int(env, 'QUEUE_MAX', 1024, 1, 1_000_000),
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 10_000, 1, 3_600_000),
     executionProviders: Object.freeze(executionProviders),

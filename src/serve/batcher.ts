@@ -1,43 +1,15 @@
 // Dynamic batching for one model: requests queue here (bounded), and whenever a worker is free a batch of up to
 // `maxSize` leaves, at the latest `maxDelayMs` after its oldest request arrived. Each request has a deadline; a batch
-// that fails fails only its own requests. When to send is decided by a small pure policy function, so a
-// latency-aware policy can replace the fixed-delay one without touching the queue mechanics.
+// that fails fails only its own requests. When to send is decided by a small pure policy function
+// (batch-policy.ts: fixed delay, or adaptive from the batch cost learned here and the arrival rate), so the policy
+// can change without touching the queue mechanics.
 
 import { performance } from 'node:perf_hooks';
+import type { BatchPolicyName } from '../config.js';
+import { ArrivalRate, BatchCostModel, adaptivePolicy, fixedDelayPolicy, type BatchCost, type BatchPolicy } from './batch-policy.js';
 import type { BatchResult } from './worker-pool.js';
 
-/** What a policy sees at each decision point. Times in milliseconds. */
-export interface BatchState {
-  /** Requests (images) waiting. */
-  queued: number;
-  /** How long the oldest waiting request has waited. */
-  oldestWaitMs: number;
-  /** Workers that could take a batch right now. */
-  freeWorkers: number;
-  maxSize: number;
-  maxDelayMs: number;
-}
-
-export type BatchDecision =
-  /** Send the first `size` queued requests now. */
-  | { kind: 'dispatch'; size: number }
-  /** Decide again after `ms` (sooner if a request arrives or a worker frees up). */
-  | { kind: 'wait'; ms: number }
-  /** Nothing to do until a request arrives or a worker frees up. */
-  | { kind: 'idle' };
-
-export type BatchPolicy = (s: BatchState) => BatchDecision;
-
-/**
- * The default policy: a full batch leaves at once; a partial one leaves when its oldest request has waited
- * `maxDelayMs`. While every worker is busy nothing leaves, so the queue builds the next, larger batch meanwhile.
- */
-export const fixedDelayPolicy: BatchPolicy = (s) => {
-  if (s.queued === 0 || s.freeWorkers <= 0) return { kind: 'idle' };
-  if (s.queued >= s.maxSize) return { kind: 'dispatch', size: s.maxSize };
-  if (s.oldestWaitMs >= s.maxDelayMs) return { kind: 'dispatch', size: s.queued };
-  return { kind: 'wait', ms: s.maxDelayMs - s.oldestWaitMs };
-};
+export { adaptivePolicy, fixedDelayPolicy, type BatchDecision, type BatchPolicy, type BatchState } from './batch-policy.js';
 
 /** What the batcher needs from the worker pool. */
 export interface BatchRunner {
@@ -89,7 +61,10 @@ export interface BatcherOptions {
   maxDelayMs: number;
   queueMax: number;
   runner: BatchRunner;
-  policy?: BatchPolicy;
+  /** A policy by name (BATCH_POLICY) or as a function. Default fixed. */
+  policy?: BatchPolicy | BatchPolicyName;
+  /** The adaptive policy's LATENCY_TARGET_MS: queue wait + batch time. */
+  latencyTargetMs?: number;
   observer?: BatcherObserver;
 }
 
@@ -118,17 +93,26 @@ export class Batcher {
   private readonly policy: BatchPolicy;
   private readonly onFree = () => this.pump();
   private idleWaiters: (() => void)[] = [];
+  // Learned online for the adaptive policy: time from dispatch to results against batch size, and arrivals.
+  private readonly costModel = new BatchCostModel();
+  private readonly arrivals = new ArrivalRate();
 
   constructor(private readonly o: BatcherOptions) {
     if (!Number.isInteger(o.maxSize) || o.maxSize < 1) throw new RangeError(`maxSize must be ≥ 1, got ${o.maxSize}`);
     if (!(o.maxDelayMs >= 0)) throw new RangeError(`maxDelayMs must be ≥ 0, got ${o.maxDelayMs}`);
-    this.policy = o.policy ?? fixedDelayPolicy;
+    if (o.latencyTargetMs !== undefined && !(o.latencyTargetMs > 0)) throw new RangeError(`latencyTargetMs must be > 0, got ${o.latencyTargetMs}`);
+    this.policy = o.policy === 'adaptive' ? adaptivePolicy : o.policy === 'fixed' || o.policy === undefined ? fixedDelayPolicy : o.policy;
     o.runner.on('free', this.onFree);
   }
 
   /** Images waiting (not yet sent to a worker). */
   get depth(): number {
     return this.queue.length;
+  }
+
+  /** The batch time learned so far (dispatch to results), or undefined before a few batches ran. */
+  get cost(): BatchCost | undefined {
+    return this.costModel.estimate();
   }
 
   /**
@@ -144,6 +128,7 @@ export class Batcher {
       const group: Group = { results: new Array(inputs.length), remaining: inputs.length, done: false, timer: undefined, resolve, reject };
       group.timer = setTimeout(() => this.expire(group, timeoutMs), timeoutMs);
       const now = performance.now();
+      this.arrivals.observe(now, inputs.length);
       inputs.forEach((input, index) => this.queue.push({ input, enqueuedAt: now, group, index }));
       this.o.observer?.queueDepth?.(this.queue.length);
       this.pump();
@@ -172,6 +157,9 @@ export class Batcher {
         freeWorkers: this.o.runner.freeSlots(),
         maxSize: this.o.maxSize,
         maxDelayMs: this.o.maxDelayMs,
+        latencyTargetMs: this.o.latencyTargetMs,
+        cost: this.costModel.estimate(),
+        arrivalsPerMs: this.arrivals.rate(now),
       });
       if (decision.kind === 'dispatch') {
         const size = Math.min(Math.max(1, Math.floor(decision.size)), this.o.maxSize, this.queue.length);
@@ -206,8 +194,11 @@ export class Batcher {
       this.o.observer?.queueWait?.((now - it.enqueuedAt) / 1000);
     });
     this.inFlight++;
+    const sent = performance.now();
     this.o.runner.run(this.o.model, input, live.length).then(
       (r) => {
+        // The cost that matters for latency is the whole round trip (copy, post, run, post back), not run alone.
+        this.costModel.observe(live.length, performance.now() - sent);
         this.o.observer?.batch?.(live.length, r.runMs / 1000);
         const { classes, embeddingDim: e } = this.o;
         live.forEach((it, row) =>

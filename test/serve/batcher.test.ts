@@ -54,7 +54,9 @@ describe('Batcher over a real worker pool', () => {
     await models?.cleanup();
   });
 
-  const make = (o: { maxSize?: number; maxDelayMs?: number; queueMax?: number; sizes?: number[] } = {}) =>
+  const make = (
+    o: { maxSize?: number; maxDelayMs?: number; queueMax?: number; sizes?: number[]; waits?: number[]; policy?: 'fixed' | 'adaptive' } = {},
+  ) =>
     new Batcher({
       model: 'b',
       inputDim: D,
@@ -64,7 +66,9 @@ describe('Batcher over a real worker pool', () => {
       maxDelayMs: o.maxDelayMs ?? 30,
       queueMax: o.queueMax ?? 100,
       runner: pool,
-      observer: { batch: (size) => o.sizes?.push(size) },
+      policy: o.policy,
+      latencyTargetMs: 50,
+      observer: { batch: (size) => o.sizes?.push(size), queueWait: (s) => o.waits?.push(s) },
     });
   const input = (seed: number) => Float32Array.from({ length: D }, (_, i) => Math.sin(seed * 7.1 + i * 0.37));
 
@@ -112,6 +116,24 @@ describe('Batcher over a real worker pool', () => {
     expect(b.depth).toBe(0);
     await b.idle();
     expect(sizes).toEqual([]);
+    b.close();
+  });
+
+  it('adaptive: learns the batch time from the batches it sends, and a lone request does not wait for companions', async () => {
+    const waits: number[] = [];
+    const b = make({ maxSize: 8, maxDelayMs: 1000, waits, policy: 'adaptive' });
+    expect(b.cost).toBeUndefined();
+    // Bursts of 1..8 images: batches of several sizes, so the fit has a slope to find.
+    for (const n of [1, 8, 3, 6, 2, 8]) await Promise.all(Array.from({ length: n }, (_, i) => b.submit([input(i)], 5000)));
+    const c = b.cost!;
+    expect(c.fixedMs + c.perImageMs * 8).toBeGreaterThan(0);
+    expect(c.fixedMs).toBeGreaterThanOrEqual(0);
+    expect(c.perImageMs).toBeGreaterThanOrEqual(0);
+    // BATCH_MAX_DELAY_MS is 1000, yet the first lone request left the queue at once (the fixed policy would hold it).
+    waits.length = 0;
+    await b.submit([input(99)], 5000);
+    expect(waits).toHaveLength(1);
+    expect(waits[0]).toBeLessThan(0.5);
     b.close();
   });
 

@@ -145,6 +145,8 @@ async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
         embeddingDim: model.card.embeddingDim,
         maxSize: config.batchMaxSize,
         maxDelayMs: config.batchMaxDelayMs,
+        policy: config.batchPolicy,
+        latencyTargetMs: config.latencyTargetMs,
         queueMax: config.queueMax,
         runner: created,
         observer: {
