@@ -8,6 +8,8 @@ export type ExecutionProvider = 'cuda' | 'cpu' | 'webgpu' | 'tensorrt';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 /** How a batch is closed: after a fixed delay, or from the learned batch cost and a latency target. */
 export type BatchPolicyName = 'fixed' | 'adaptive';
+/** What a model that cannot be loaded does to start-up (and to a reload): stop it, or be skipped with a warning. */
+export type ModelLoadPolicy = 'fail' | 'skip-bad';
 
 export interface Config {
   /** TCP port to listen on (0 picks a free one). Default 8080. */
@@ -54,6 +56,34 @@ export interface Config {
   shutdownGraceMs: number;
   /** pino log level. Default info. */
   logLevel: LogLevel;
+
+  // ------------------------------------------------------------------ security and limits (issue 7)
+  /** Keys accepted for inference and model metadata (Authorization: Bearer KEY, or X-API-Key). Empty = open. */
+  apiKeys: readonly string[];
+  /** Keys accepted for /admin routes (and for everything else). Empty = admin routes refused. */
+  adminApiKeys: readonly string[];
+  /** Requests per client (IP) per window; 0 turns rate limiting off. Default 0. */
+  rateLimitMax: number;
+  /** Rate-limit window. Default 60000 ms. */
+  rateLimitWindowMs: number;
+  /** Origins allowed by CORS (`*` for any); empty = no CORS headers at all. Default empty. */
+  corsOrigins: readonly string[];
+  /** Proxy hops whose X-Forwarded-For is trusted for the client IP (rate limiting); 0 = the socket's address. */
+  trustProxyHops: number;
+  /** Accept SVG/PDF (vector formats can reference other files); off by default. */
+  allowVectorImages: boolean;
+  /** Most frames (pages) an animated or multi-page image may declare; refused from the header. Default 1000. */
+  maxFrames: number;
+  /** Largest request head (request line + headers) in bytes; larger ones get 431. Default 16384. */
+  maxHeaderBytes: number;
+  /** Inference requests being read, decoded or queued at once; beyond it, 503 OVERLOADED. Default 256. */
+  maxInflightRequests: number;
+
+  // ------------------------------------------------------------------ model management (issue 7)
+  /** A model that fails to load: `fail` stops start-up (default), `skip-bad` serves the others. */
+  modelLoadPolicy: ModelLoadPolicy;
+  /** Newest versions served per model (models/NAME/VERSION/); the newest answers unless a request pins one. */
+  maxModelVersions: number;
 }
 
 /** Every environment variable this module reads (the k8s manifests are checked against this list). */
@@ -79,6 +109,18 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   'MAX_PIXELS',
   'SHUTDOWN_GRACE_MS',
   'LOG_LEVEL',
+  'API_KEYS',
+  'ADMIN_API_KEYS',
+  'RATE_LIMIT_MAX',
+  'RATE_LIMIT_WINDOW_MS',
+  'CORS_ORIGINS',
+  'TRUST_PROXY',
+  'ALLOW_VECTOR_IMAGES',
+  'MAX_FRAMES',
+  'MAX_HEADER_BYTES',
+  'MAX_INFLIGHT_REQUESTS',
+  'MODEL_LOAD_POLICY',
+  'MAX_MODEL_VERSIONS',
 ]);
 
 /** A variable with a bad value; the message names it and says what is accepted. */
@@ -130,6 +172,36 @@ function providers(env: Env): ExecutionProvider[] {
   return list as ExecutionProvider[];
 }
 
+// A key is a secret: never echo it in a message, only its position in the list.
+const KEY_RE = /^[\x21-\x7e]{16,256}$/;
+const ORIGIN_RE = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/;
+
+function list(env: Env, name: string): string[] {
+  const v = raw(env, name);
+  return v === undefined ? [] : v.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function keys(env: Env, name: string): string[] {
+  const ks = list(env, name);
+  ks.forEach((k, i) => {
+    if (!KEY_RE.test(k)) throw new ConfigError(name, `key ${i + 1} must be 16 to 256 printable characters without spaces or commas`);
+  });
+  return ks;
+}
+
+function origins(env: Env): string[] {
+  const os = list(env, 'CORS_ORIGINS');
+  for (const o of os)
+    if (o !== '*' && !ORIGIN_RE.test(o)) throw new ConfigError('CORS_ORIGINS', `has "${o}", which is not * or an origin like https://app.example.com`);
+  return os;
+}
+
+function loadPolicy(env: Env): ModelLoadPolicy {
+  const v = (raw(env, 'MODEL_LOAD_POLICY') ?? 'fail').toLowerCase();
+  if (v !== 'fail' && v !== 'skip-bad') throw new ConfigError('MODEL_LOAD_POLICY', `must be fail or skip-bad, got "${v}"`);
+  return v;
+}
+
 function batchPolicy(env: Env): BatchPolicyName {
   const v = (raw(env, 'BATCH_POLICY') ?? 'fixed').toLowerCase();
   if (v !== 'fixed' && v !== 'adaptive') throw new ConfigError('BATCH_POLICY', `must be fixed or adaptive, got "${v}"`);
@@ -176,6 +248,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     maxPixels: int(env, 'MAX_PIXELS', 40_000_000, 1, 268_402_689),
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
     logLevel: logLevel as LogLevel,
+    apiKeys: Object.freeze(keys(env, 'API_KEYS')),
+    adminApiKeys: Object.freeze(keys(env, 'ADMIN_API_KEYS')),
+    rateLimitMax: int(env, 'RATE_LIMIT_MAX', 0, 0, 1_000_000_000),
+    rateLimitWindowMs: int(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1, 86_400_000),
+    corsOrigins: Object.freeze(origins(env)),
+    trustProxyHops: int(env, 'TRUST_PROXY', 0, 0, 32),
+    allowVectorImages: bool(env, 'ALLOW_VECTOR_IMAGES'),
+    maxFrames: int(env, 'MAX_FRAMES', 1000, 1, 1_000_000),
+    maxHeaderBytes: int(env, 'MAX_HEADER_BYTES', 16_384, 1024, 1_048_576),
+    maxInflightRequests: int(env, 'MAX_INFLIGHT_REQUESTS', 256, 1, 1_000_000),
+    modelLoadPolicy: loadPolicy(env),
+    maxModelVersions: int(env, 'MAX_MODEL_VERSIONS', 2, 1, 1000),
   };
   return Object.freeze(config);
 }

@@ -24,6 +24,8 @@ export interface DecodeOptions {
   maxPixels?: number;
   /** Let sharp read vector formats (SVG). Off by default: SVG can reference remote or local files. */
   allowVector?: boolean;
+  /** Refuse animated or multi-page images declaring more frames than this, from the header. Default: no limit. */
+  maxFrames?: number;
 }
 
 /** Raw 8-bit pixels, interleaved (HWC): how data set readers hand images to `decodeToChw`. */
@@ -39,7 +41,7 @@ export type ImageInput = Buffer | Uint8Array | RawImage;
 /** Why an image was refused; the server maps each kind to a status code. */
 export class ImageDecodeError extends Error {
   constructor(
-    readonly kind: 'undecodable' | 'too_many_pixels' | 'unsupported_format',
+    readonly kind: 'undecodable' | 'too_many_pixels' | 'too_many_frames' | 'unsupported_format',
     message: string,
   ) {
     super(message);
@@ -76,6 +78,10 @@ export async function decodeToChw(input: ImageInput, geo: InputGeometry, opts: D
     const pixels = (meta.width ?? 0) * (meta.pageHeight ?? meta.height ?? 0);
     if (pixels > maxPixels)
       throw new ImageDecodeError('too_many_pixels', `image has ${pixels} pixels, the limit is ${maxPixels}`);
+    // Only the first frame is decoded, but a header declaring thousands of frames is a bomb aimed at decoders that
+    // read them all: refuse it here, before anything else reads it.
+    if (opts.maxFrames !== undefined && (meta.pages ?? 1) > opts.maxFrames)
+      throw new ImageDecodeError('too_many_frames', `image has ${meta.pages} frames, the limit is ${opts.maxFrames}`);
     // failOn 'warning' rejects truncated and corrupt files; animated inputs are read as their first frame.
     img = sharp(input, { failOn: 'warning', limitInputPixels: maxPixels, pages: 1 }).autoOrient();
   }

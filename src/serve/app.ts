@@ -1,16 +1,23 @@
 // Builds the fastify app from a config, without listening (tests start it on an ephemeral port; server.ts on $PORT).
-// Wiring only: body parsers and limits, OpenAPI, the metrics and models plugins, the routes, and the one error
-// handler that turns every failure into {"error":{"code","message"}}.
+// Wiring only: connection limits, body parsers and limits, OpenAPI, the security, limits, metrics and models plugins,
+// the routes, and the one error handler that turns every failure into {"error":{"code","message"}} (or, on the
+// Open Inference Protocol routes, {"error": message}), including the errors Node answers before fastify sees a
+// request (431 headers too large, 408 request not received in time, 400 unparsable).
 
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
+import type { Socket } from 'node:net';
 import type { Config } from '../config.js';
-import { Errors, RETRY_AFTER_SECONDS, toPublicError } from './errors.js';
-import { IMAGE_REQUEST_BODY } from './schemas.js';
+import { Errors, RETRY_AFTER_SECONDS, errorBody, toPublicError } from './errors.js';
+import { IMAGE_REQUEST_BODY, V2_REQUEST_BODY } from './schemas.js';
 import { isPartAFile } from './inputs.js';
 import metricsPlugin from './plugins/metrics.js';
 import modelsPlugin from './plugins/models.js';
+import securityPlugin from './plugins/security.js';
+import limitsPlugin from './plugins/limits.js';
+import adminRoutes from './routes/admin.js';
+import v2Routes from './routes/v2.js';
 import classifyRoute from './routes/classify.js';
 import embedRoute from './routes/embed.js';
 import healthRoutes from './routes/health.js';
@@ -28,7 +35,27 @@ declare module 'fastify' {
   }
 }
 
-const OPEN_WHILE_DRAINING = new Set(['/healthz', '/readyz', '/metrics']);
+const OPEN_WHILE_DRAINING = new Set(['/healthz', '/readyz', '/metrics', '/v2/health/live', '/v2/health/ready']);
+
+/** Node's own refusals (before fastify parses a request), answered in the API's JSON format. */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const e =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? Errors.REQUEST_TIMEOUT()
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? Errors.HEADERS_TOO_LARGE()
+        : Errors.INVALID_REQUEST('the request could not be parsed as HTTP');
+  const body = JSON.stringify({ error: { code: e.code, message: e.message } });
+  const reason = e.statusCode === 408 ? 'Request Timeout' : e.statusCode === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+  socket.end(
+    `HTTP/1.1 ${e.statusCode} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
 
 export interface BuildOptions {
   /** Overrides the logger built from config.logLevel (tests pass false). */
@@ -44,6 +71,18 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
     // Draining is answered by our own hook below, in the API's error format.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // Slow uploads: a request must arrive whole within its own deadline (it could not be answered in time anyway);
+    // Node checks every second, not every 30 s, so a trickling client holds its socket ~1 s past that at most.
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      maxHeaderSize: config.maxHeaderBytes,
+      headersTimeout: Math.min(config.requestTimeoutMs, 10_000),
+      requestTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: 1000,
+    },
+    clientErrorHandler,
+    // X-Forwarded-For names the client (for rate limiting) only through the configured number of proxies.
+    trustProxy: config.trustProxyHops > 0 ? (_addr: string, hop: number) => hop < config.trustProxyHops : false,
   });
   app.decorate('config', config);
   app.decorate('serving', { draining: false } satisfies ServingState);
@@ -89,17 +128,23 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
         const post = doc.openapiObject.paths?.[path]?.post as Record<string, unknown> | undefined;
         if (post) post.requestBody = IMAGE_REQUEST_BODY;
       }
+      for (const path of ['/v2/models/{model}/infer', '/v2/models/{model}/versions/{version}/infer']) {
+        const post = doc.openapiObject.paths?.[path]?.post as Record<string, unknown> | undefined;
+        if (post) post.requestBody = V2_REQUEST_BODY;
+      }
       return doc.openapiObject;
     },
   });
 
   app.setErrorHandler((err, req, reply) => {
     const pub = toPublicError(err, config);
-    if (pub.status >= 500 && pub.code !== 'QUEUE_FULL' && pub.code !== 'NOT_READY') req.log.error({ err }, 'request failed');
+    if (pub.status >= 500 && !['QUEUE_FULL', 'NOT_READY', 'OVERLOADED'].includes(pub.code)) req.log.error({ err }, 'request failed');
     else req.log.debug({ code: pub.code, status: pub.status }, 'request refused');
     req.errorCode = pub.code;
     if (pub.retryAfter !== undefined) reply.header('retry-after', String(pub.retryAfter));
-    return reply.code(pub.status).send({ error: { code: pub.code, message: pub.message } });
+    // Our own error body, whatever a route's reply had been set up for (a binary v2 answer, say).
+    reply.removeHeader('inference-header-content-length');
+    return reply.code(pub.status).type('application/json; charset=utf-8').send(errorBody(pub, req.url));
   });
   // After SIGTERM: requests still arriving on open keep-alive connections are turned away (probes excepted), so
   // only what was accepted before finishes.
@@ -108,7 +153,7 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
     const e = Errors.SHUTTING_DOWN();
     req.errorCode = e.code;
     reply.header('connection', 'close').header('retry-after', String(RETRY_AFTER_SECONDS));
-    return reply.code(503).send({ error: { code: e.code, message: e.message } });
+    return reply.code(503).send(errorBody(e, req.url));
   });
   // Answers given while draining close their connection, so keep-alive sockets do not hold the server open.
   app.addHook('onSend', async (_req, reply, payload) => {
@@ -119,16 +164,22 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
     // The URL is not echoed: it is the client's, but a response should never carry path-like text.
     const e = Errors.NOT_FOUND();
     req.errorCode = e.code;
-    return reply.code(404).send({ error: { code: e.code, message: e.message } });
+    return reply.code(404).send(errorBody(e, req.url));
   });
 
+  // Hook order matters: security (headers, CORS, rate limit, API keys) before admission (limits), both before any
+  // body is read; metrics times everything.
+  await app.register(securityPlugin, { config });
+  await app.register(limitsPlugin, { config });
   await app.register(metricsPlugin);
   await app.register(modelsPlugin, { config });
   await app.register(healthRoutes);
   await app.register(modelsRoute);
   await app.register(classifyRoute, { config });
   await app.register(embedRoute, { config });
-  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(v2Routes, { config });
+  await app.register(adminRoutes);
+  app.get('/docs/json', { config: { access: 'open' }, schema: { hide: true } }, async () => app.swagger());
 
   return app;
 }

@@ -32,6 +32,8 @@ export interface BatcherObserver {
   queueDepth?(depth: number): void;
   queueWait?(seconds: number): void;
   batch?(size: number, inferenceSeconds: number): void;
+  /** Images taken out of the queue uncomputed because their client went away. */
+  cancelled?(images: number): void;
 }
 
 export class QueueFullError extends Error {
@@ -48,6 +50,14 @@ export class DeadlineError extends Error {
   constructor(readonly timeoutMs: number) {
     super(`the request did not complete within ${timeoutMs} ms`);
     this.name = 'DeadlineError';
+  }
+}
+
+/** The client went away before its answer: its images leave the queue uncomputed. */
+export class ClientGoneError extends Error {
+  constructor() {
+    super('the client closed the connection before the answer');
+    this.name = 'ClientGoneError';
   }
 }
 
@@ -117,16 +127,27 @@ export class Batcher {
 
   /**
    * Queues the images of one request; resolves with their outputs in the same order. Throws QueueFullError at once
-   * (nothing queued) when they do not all fit; rejects with DeadlineError `timeoutMs` from now.
+   * (nothing queued) when they do not all fit; rejects with DeadlineError `timeoutMs` from now, and with
+   * ClientGoneError as soon as `signal` aborts (queued images are dropped, not computed).
    */
-  submit(inputs: Float32Array[], timeoutMs: number): Promise<ItemResult[]> {
+  submit(inputs: Float32Array[], timeoutMs: number, signal?: AbortSignal): Promise<ItemResult[]> {
     if (inputs.length === 0) return Promise.resolve([]);
+    if (signal?.aborted) return Promise.reject(new ClientGoneError());
     for (const x of inputs)
       if (x.length !== this.o.inputDim) throw new RangeError(`input has ${x.length} values, model ${this.o.model} takes ${this.o.inputDim}`);
     if (this.queue.length + inputs.length > this.o.queueMax) throw new QueueFullError(this.o.model, this.o.queueMax);
     return new Promise<ItemResult[]>((resolve, reject) => {
       const group: Group = { results: new Array(inputs.length), remaining: inputs.length, done: false, timer: undefined, resolve, reject };
       group.timer = setTimeout(() => this.expire(group, timeoutMs), timeoutMs);
+      if (signal) {
+        const onAbort = () => this.cancel(group);
+        signal.addEventListener('abort', onAbort, { once: true });
+        const settle = group.resolve;
+        const fail = group.reject;
+        const detach = () => signal.removeEventListener('abort', onAbort);
+        group.resolve = (r) => (detach(), settle(r));
+        group.reject = (e) => (detach(), fail(e));
+      }
       const now = performance.now();
       this.arrivals.observe(now, inputs.length);
       inputs.forEach((input, index) => this.queue.push({ input, enqueuedAt: now, group, index }));
@@ -242,10 +263,23 @@ export class Batcher {
   private expire(g: Group, timeoutMs: number): void {
     if (g.done) return;
     this.fail(g, new DeadlineError(timeoutMs));
-    // Its queued images leave the queue now, so they neither count against QUEUE_MAX nor take a batch slot.
+    this.dequeue(g);
+  }
+
+  private cancel(g: Group): void {
+    if (g.done) return;
+    this.fail(g, new ClientGoneError());
+    const dropped = this.dequeue(g);
+    if (dropped > 0) this.o.observer?.cancelled?.(dropped);
+  }
+
+  /** Takes a settled group's images out of the queue, so they neither count against QUEUE_MAX nor take a batch slot. */
+  private dequeue(g: Group): number {
     const before = this.queue.length;
     this.queue = this.queue.filter((it) => it.group !== g);
-    if (this.queue.length !== before) this.o.observer?.queueDepth?.(this.queue.length);
+    const removed = before - this.queue.length;
+    if (removed !== 0) this.o.observer?.queueDepth?.(this.queue.length);
     if (this.queue.length === 0 && this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    return removed;
   }
 }

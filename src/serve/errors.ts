@@ -5,7 +5,7 @@
 
 import createError from '@fastify/error';
 import { ImageDecodeError } from '../data/preprocess.js';
-import { DeadlineError, QueueFullError } from './batcher.js';
+import { ClientGoneError, DeadlineError, QueueFullError } from './batcher.js';
 import { InferenceError, WorkerCrashedError } from './worker-pool.js';
 
 export const Errors = {
@@ -17,6 +17,19 @@ export const Errors = {
   MALFORMED_MULTIPART: createError<'MALFORMED_MULTIPART', 400, []>('MALFORMED_MULTIPART', 'the multipart body is malformed or incomplete', 400),
   UNDECODABLE_IMAGE: createError<'UNDECODABLE_IMAGE', 400, [string]>('UNDECODABLE_IMAGE', '%s', 400),
   UNKNOWN_MODEL: createError<'UNKNOWN_MODEL', 404, [string]>('UNKNOWN_MODEL', 'no model named "%s"; GET /models lists them', 404),
+  UNKNOWN_VERSION: createError<'UNKNOWN_VERSION', 404, [string, string]>('UNKNOWN_VERSION', 'model "%s" has no version "%s" being served; GET /models lists them', 404),
+  UNAUTHORIZED: createError<'UNAUTHORIZED', 401, []>('UNAUTHORIZED', 'a valid API key is required (Authorization: Bearer KEY, or X-API-Key)', 401),
+  FORBIDDEN: createError<'FORBIDDEN', 403, [string]>('FORBIDDEN', '%s', 403),
+  REQUEST_TIMEOUT: createError<'REQUEST_TIMEOUT', 408, []>('REQUEST_TIMEOUT', 'the request was not received in time', 408),
+  RELOAD_IN_PROGRESS: createError<'RELOAD_IN_PROGRESS', 409, []>('RELOAD_IN_PROGRESS', 'a model reload is already running; retry when it is done', 409),
+  TOO_MANY_FRAMES: createError<'TOO_MANY_FRAMES', 413, [string]>('TOO_MANY_FRAMES', '%s', 413),
+  BATCH_TOO_LARGE: createError<'BATCH_TOO_LARGE', 413, [number]>('BATCH_TOO_LARGE', 'at most %d images per request', 413),
+  RELOAD_FAILED: createError<'RELOAD_FAILED', 422, [string]>('RELOAD_FAILED', 'the reload was refused and the models served are unchanged: %s', 422),
+  RATE_LIMITED: createError<'RATE_LIMITED', 429, [number]>('RATE_LIMITED', 'too many requests from this client; retry in %d s', 429),
+  HEADERS_TOO_LARGE: createError<'HEADERS_TOO_LARGE', 431, []>('HEADERS_TOO_LARGE', 'the request headers are too large', 431),
+  // Never seen by a client (it has gone); the code labels the metrics and the log.
+  CLIENT_GONE: createError<'CLIENT_GONE', 499, []>('CLIENT_GONE', 'the client closed the connection before the answer', 499),
+  OVERLOADED: createError<'OVERLOADED', 503, []>('OVERLOADED', 'the server is at capacity; retry shortly', 503),
   NOT_FOUND: createError<'NOT_FOUND', 404, []>('NOT_FOUND', 'no such route; GET /docs/json lists the API', 404),
   PAYLOAD_TOO_LARGE: createError<'PAYLOAD_TOO_LARGE', 413, [number]>('PAYLOAD_TOO_LARGE', 'the request body is over the limit of %d bytes', 413),
   TOO_MANY_FILES: createError<'TOO_MANY_FILES', 413, [number]>('TOO_MANY_FILES', 'at most %d files per request', 413),
@@ -68,11 +81,13 @@ function of(e: { code: string; statusCode: number; message: string }): PublicErr
 function classify(err: unknown, limits: { maxBodyBytes: number; maxFiles: number }): PublicError {
   if (err instanceof ImageDecodeError) {
     if (err.kind === 'too_many_pixels') return of(Errors.TOO_MANY_PIXELS(err.message));
+    if (err.kind === 'too_many_frames') return of(Errors.TOO_MANY_FRAMES(err.message));
     if (err.kind === 'unsupported_format') return of(Errors.UNSUPPORTED_MEDIA_TYPE(err.message));
     return of(Errors.UNDECODABLE_IMAGE(err.message));
   }
   if (err instanceof QueueFullError) return of(Errors.QUEUE_FULL(err.model));
   if (err instanceof DeadlineError) return of(Errors.DEADLINE_EXCEEDED(err.timeoutMs));
+  if (err instanceof ClientGoneError) return of(Errors.CLIENT_GONE());
   if (err instanceof WorkerCrashedError) return of(Errors.WORKER_RESTARTING());
   if (err instanceof InferenceError) return of(Errors.INFERENCE_FAILED());
 
@@ -107,3 +122,16 @@ function classify(err: unknown, limits: { maxBodyBytes: number; maxFiles: number
 }
 
 export { UNSUPPORTED_TYPE_MESSAGE };
+
+/**
+ * The body of an error answer. The Open Inference Protocol (KServe v2) routes answer `{"error": message}` as that
+ * specification requires; every other route `{"error":{"code","message"}}`.
+ */
+export function errorBody(pub: Pick<PublicError, 'code' | 'message'>, url: string): { error: string } | { error: { code: string; message: string } } {
+  return isV2Url(url) ? { error: pub.message } : { error: { code: pub.code, message: pub.message } };
+}
+
+/** Whether a request URL belongs to the Open Inference Protocol routes (`/v2` and below). */
+export function isV2Url(url: string): boolean {
+  return url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?');
+}

@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { decodeToChw, normalizeChw, type InputGeometry } from '../data/preprocess.js';
 import { inputDim } from '../model/card.js';
-import { DeadlineError, type Batcher, type ItemResult } from './batcher.js';
+import { ClientGoneError, DeadlineError, type Batcher, type ItemResult } from './batcher.js';
 import type { LoadedModel } from './plugins/models.js';
 import type { Metrics } from './metrics.js';
 
@@ -17,6 +17,12 @@ export interface Prediction {
 
 export interface RunOptions {
   maxPixels: number;
+  /** Most frames an animated image may declare (refused from its header). */
+  maxFrames?: number;
+  /** Accept SVG/PDF (ALLOW_VECTOR_IMAGES). */
+  allowVector?: boolean;
+  /** Aborts when the client has gone: its images are then dropped, not computed. */
+  signal?: AbortSignal;
   /** Time left until the request's deadline, in ms. */
   remainingMs: () => number;
   timeoutMs: number;
@@ -32,7 +38,7 @@ export async function preprocessAll(model: LoadedModel, images: Buffer[], o: Run
   return Promise.all(
     images.map(async (bytes) => {
       const t0 = performance.now();
-      const chw = await decodeToChw(bytes, geo, { maxPixels: o.maxPixels });
+      const chw = await decodeToChw(bytes, geo, { maxPixels: o.maxPixels, maxFrames: o.maxFrames, allowVector: o.allowVector });
       const x = normalizeChw(chw, geo, norm, new Float32Array(dim));
       hist.observe({ model: model.name }, (performance.now() - t0) / 1000);
       return x;
@@ -46,14 +52,27 @@ export async function runImages(
   images: Buffer[],
   o: RunOptions,
 ): Promise<ItemResult[]> {
-  const inputs = await preprocessAll(model, images, o);
+  return runTensors(model, await preprocessAll(model, images, o), o);
+}
+
+/** Runs model inputs (each C·H·W normalised values, e.g. from the v2 protocol) through the model's batcher. */
+export async function runTensors(
+  model: LoadedModel & { batcher: Batcher },
+  inputs: Float32Array[],
+  o: Pick<RunOptions, 'remainingMs' | 'timeoutMs' | 'metrics' | 'signal'>,
+): Promise<ItemResult[]> {
+  if (o.signal?.aborted) {
+    // Gone while its images were read or decoded: they never reach the queue.
+    o.metrics.imagesCancelled.inc({ model: model.name }, inputs.length);
+    throw new ClientGoneError();
+  }
   const left = o.remainingMs();
   if (left <= 0) throw new DeadlineError(o.timeoutMs);
-  const out = await model.batcher.submit(inputs, left).catch((err: unknown) => {
+  const out = await model.batcher.submit(inputs, left, o.signal).catch((err: unknown) => {
     // The batcher counts from submission; the client's deadline counts from arrival.
     throw err instanceof DeadlineError ? new DeadlineError(o.timeoutMs) : err;
   });
-  o.metrics.imagesTotal.inc({ model: model.name }, images.length);
+  o.metrics.imagesTotal.inc({ model: model.name }, inputs.length);
   return out;
 }
 

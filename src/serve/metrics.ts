@@ -16,12 +16,14 @@ export const METRIC_NAMES = Object.freeze({
   rejectionsTotal: 'mlp_rejections_total',
   imagesTotal: 'mlp_images_total',
   modelInfo: 'mlp_model_info',
+  imagesCancelled: 'mlp_images_cancelled_total',
+  modelReloads: 'mlp_model_reloads_total',
 } as const);
 
 /** The same names as a list, for cross-checks (dashboards, tests). */
 export const METRIC_NAME_LIST: readonly string[] = Object.freeze(Object.values(METRIC_NAMES));
 
-export type RequestOutcome = 'ok' | 'client_error' | 'rejected' | 'timeout' | 'error';
+export type RequestOutcome = 'ok' | 'client_error' | 'rejected' | 'timeout' | 'error' | 'cancelled';
 
 export interface Metrics {
   registry: Registry;
@@ -36,6 +38,8 @@ export interface Metrics {
   rejectionsTotal: client.Counter<'model' | 'reason'>;
   imagesTotal: client.Counter<'model'>;
   modelInfo: client.Gauge<'model' | 'version' | 'arch' | 'provider'>;
+  imagesCancelled: client.Counter<'model'>;
+  modelReloads: client.Counter<'outcome'>;
 }
 
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
@@ -101,7 +105,7 @@ export function createMetrics(registry: Registry): Metrics {
     }),
     requestsTotal: new client.Counter({
       name: METRIC_NAMES.requestsTotal,
-      help: 'Inference requests by route, model and outcome (ok, client_error, rejected, timeout, error).',
+      help: 'Inference requests by route, model and outcome (ok, client_error, rejected, timeout, error, cancelled).',
       labelNames: ['route', 'model', 'outcome'],
       registers,
     }),
@@ -119,8 +123,20 @@ export function createMetrics(registry: Registry): Metrics {
     }),
     modelInfo: new client.Gauge({
       name: METRIC_NAMES.modelInfo,
-      help: 'Loaded models (always 1), with version, architecture and the execution provider running them.',
+      help: 'Served model versions (always 1), with version, architecture and the execution provider running them.',
       labelNames: ['model', 'version', 'arch', 'provider'],
+      registers,
+    }),
+    imagesCancelled: new client.Counter({
+      name: METRIC_NAMES.imagesCancelled,
+      help: 'Images taken out of the batch queue uncomputed because their client disconnected.',
+      labelNames: ['model'],
+      registers,
+    }),
+    modelReloads: new client.Counter({
+      name: METRIC_NAMES.modelReloads,
+      help: 'Model reloads (POST /admin/models/reload) by outcome: ok, unchanged or failed.',
+      labelNames: ['outcome'],
       registers,
     }),
   };

@@ -8,12 +8,18 @@ export const ModelName = Type.String({
   description: 'A served model name (GET /models); default: the default model.',
 });
 
-export const ModelQuery = Type.Object({ model: Type.Optional(ModelName) }, { additionalProperties: false });
+export const ModelVersion = Type.String({
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
+  description: 'Pin a served version of the model (GET /models lists them); default: its newest.',
+});
+
+export const ModelQuery = Type.Object({ model: Type.Optional(ModelName), version: Type.Optional(ModelVersion) }, { additionalProperties: false });
 export type ModelQuery = Static<typeof ModelQuery>;
 
 export const ClassifyQuery = Type.Object(
   {
     model: Type.Optional(ModelName),
+    version: Type.Optional(ModelVersion),
     top_k: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'How many classes to return, most probable first (capped at the number of classes).' }),
     ),
@@ -59,6 +65,16 @@ export const ModelInfo = Type.Object({
   params: Type.Integer(),
   flopsPerImage: Type.Integer(),
   provider: Type.Union([Type.String(), Type.Null()], { description: 'Execution provider running it; null while loading.' }),
+  versions: Type.Array(
+    Type.Object({
+      version: Type.String(),
+      arch: Type.String(),
+      classes: Type.Integer(),
+      embeddingDim: Type.Integer(),
+      provider: Type.Union([Type.String(), Type.Null()]),
+    }),
+    { description: 'Every served version, newest first; the first answers unless a request pins one with ?version=.' },
+  ),
 });
 
 export const ModelsResponse = Type.Object({ models: Type.Array(ModelInfo) });
@@ -71,6 +87,7 @@ export const ReadyResponse = Type.Object({
 /** Error responses every inference route can give (for the OpenAPI document). */
 export const errorResponses = {
   400: ErrorBody,
+  401: ErrorBody,
   404: ErrorBody,
   413: ErrorBody,
   415: ErrorBody,
@@ -93,6 +110,17 @@ export const IMAGE_REQUEST_BODY = {
         description: '1..MAX_FILES file parts (any field names), answered in part order; other fields are ignored.',
         additionalProperties: binary,
       },
+    },
+  },
+};
+
+/** OpenAPI requestBody of the v2 infer routes: JSON, or JSON followed by binary tensors (binary data extension). */
+export const V2_REQUEST_BODY = {
+  required: true,
+  content: {
+    'application/json': { schema: { type: 'object', description: 'An $inference_request (Open Inference Protocol).' } },
+    'application/octet-stream': {
+      schema: { ...binary, description: 'Inference-Header-Content-Length bytes of JSON, then the binary tensors in input order.' },
     },
   },
 };

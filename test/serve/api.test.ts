@@ -97,7 +97,7 @@ describe('operations', () => {
     expect(doc.openapi).toMatch(/^3\./);
     for (const p of ['/classify', '/embed', '/models', '/healthz', '/readyz', '/metrics']) expect(doc.paths).toHaveProperty(p);
     const params = doc.paths['/classify'].post.parameters.map((p: any) => p.name).sort();
-    expect(params).toEqual(['model', 'top_k']);
+    expect(params).toEqual(['model', 'top_k', 'version']);
     expect(doc.paths['/classify'].post.parameters.every((p: any) => p.required === false)).toBe(true);
     expect(doc.paths['/classify'].post.responses).toHaveProperty('413');
     for (const path of ['/classify', '/embed'])

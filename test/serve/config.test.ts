@@ -30,6 +30,19 @@ describe('loadConfig', () => {
       maxPixels: 40_000_000,
       shutdownGraceMs: 10_000,
       logLevel: 'info',
+      // security, limits and model management (issue 7; test/serve/config-security.test.ts checks each)
+      apiKeys: [],
+      adminApiKeys: [],
+      rateLimitMax: 0,
+      rateLimitWindowMs: 60_000,
+      corsOrigins: [],
+      trustProxyHops: 0,
+      allowVectorImages: false,
+      maxFrames: 1000,
+      maxHeaderBytes: 16_384,
+      maxInflightRequests: 256,
+      modelLoadPolicy: 'fail',
+      maxModelVersions: 2,
     });
   });
 

@@ -1,5 +1,6 @@
 // Metrics plugin: owns the app's prom-client Registry, times every HTTP request, counts inference requests by
-// outcome, and serves GET /metrics in the Prometheus text format.
+// outcome (including clients that left before their answer: fastify runs no onResponse hook for those), and serves
+// GET /metrics in the Prometheus text format.
 
 import fp from 'fastify-plugin';
 import { Registry } from 'prom-client';
@@ -23,7 +24,8 @@ declare module 'fastify' {
 }
 
 const COUNTED = Symbol('mlp.inflightCounted');
-type Tracked = FastifyRequest & { [COUNTED]?: boolean };
+const SETTLED = Symbol('mlp.settled');
+type Tracked = FastifyRequest & { [COUNTED]?: boolean; [SETTLED]?: boolean };
 
 async function metricsPlugin(app: FastifyInstance): Promise<void> {
   const metrics = createMetrics(new Registry());
@@ -31,22 +33,30 @@ async function metricsPlugin(app: FastifyInstance): Promise<void> {
   app.decorateRequest('modelName', undefined);
   app.decorateRequest('errorCode', undefined);
 
+  /** Ends a request's accounting once: false if it was already accounted for. */
   const finish = (req: Tracked) => {
-    if (!req[COUNTED]) return false;
-    req[COUNTED] = false;
-    metrics.inflightRequests.dec();
+    if (req[SETTLED]) return false;
+    req[SETTLED] = true;
+    if (req[COUNTED]) metrics.inflightRequests.dec();
     return true;
   };
 
-  app.addHook('onRequest', async (req: Tracked) => {
+  app.addHook('onRequest', async (req: Tracked, reply) => {
     req[COUNTED] = true;
     metrics.inflightRequests.inc();
-  });
-  app.addHook('onRequestAbort', async (req: Tracked) => {
-    finish(req);
+    // The connection closed before the answer was sent: the client has gone (status 499, as nginx logs it).
+    reply.raw.once('close', () => {
+      if (reply.raw.writableFinished || !finish(req)) return;
+      const route = req.routeOptions.url ?? 'unmatched';
+      metrics.httpRequestDuration.observe({ route, method: req.method, status: '499' }, reply.elapsedTime / 1000);
+      if (!req.routeOptions.config?.inference) return;
+      const model = req.modelName ?? 'unknown';
+      metrics.requestsTotal.inc({ route, model, outcome: 'cancelled' });
+      metrics.rejectionsTotal.inc({ model, reason: 'client_gone' });
+    });
   });
   app.addHook('onResponse', async (req: Tracked, reply: FastifyReply) => {
-    finish(req);
+    if (!finish(req)) return;
     const route = req.routeOptions.url ?? 'unmatched';
     const status = reply.statusCode;
     metrics.httpRequestDuration.observe({ route, method: req.method, status: String(status) }, reply.elapsedTime / 1000);
@@ -60,6 +70,7 @@ async function metricsPlugin(app: FastifyInstance): Promise<void> {
   app.get(
     '/metrics',
     {
+      config: { access: 'open' },
       schema: {
         summary: 'Prometheus metrics (text exposition format)',
         tags: ['operations'],

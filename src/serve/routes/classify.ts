@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config.js';
 import { readUpload } from '../inputs.js';
+import { clientGone } from '../plugins/limits.js';
 import { runImages, topK } from '../inference.js';
 import { ClassifyQuery, ClassifyResponse, errorResponses } from '../schemas.js';
 
@@ -24,11 +25,15 @@ export default async function classifyRoute(app: FastifyInstance, opts: { config
       },
     },
     async (req, reply) => {
-      const model = app.models.resolve(req.query.model);
+      const model = app.models.resolve(req.query.model, req.query.version, reply);
       req.modelName = model.name;
+      reply.header('x-model-version', model.version);
       const upload = await readUpload(req, config);
       const outs = await runImages(model, upload.images, {
         maxPixels: config.maxPixels,
+        maxFrames: config.maxFrames,
+        allowVector: config.allowVectorImages,
+        signal: clientGone(reply),
         timeoutMs: config.requestTimeoutMs,
         remainingMs: () => config.requestTimeoutMs - reply.elapsedTime,
         metrics: app.metrics,

@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config.js';
 import { readUpload } from '../inputs.js';
+import { clientGone } from '../plugins/limits.js';
 import { runImages } from '../inference.js';
 import { EmbedResponse, ModelQuery, errorResponses } from '../schemas.js';
 
@@ -23,11 +24,15 @@ export default async function embedRoute(app: FastifyInstance, opts: { config: R
       },
     },
     async (req, reply) => {
-      const model = app.models.resolve(req.query.model);
+      const model = app.models.resolve(req.query.model, req.query.version, reply);
       req.modelName = model.name;
+      reply.header('x-model-version', model.version);
       const upload = await readUpload(req, config);
       const outs = await runImages(model, upload.images, {
         maxPixels: config.maxPixels,
+        maxFrames: config.maxFrames,
+        allowVector: config.allowVectorImages,
+        signal: clientGone(reply),
         timeoutMs: config.requestTimeoutMs,
         remainingMs: () => config.requestTimeoutMs - reply.elapsedTime,
         metrics: app.metrics,

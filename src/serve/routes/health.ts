@@ -8,6 +8,7 @@ export default async function healthRoutes(app: FastifyInstance): Promise<void> 
   app.get(
     '/healthz',
     {
+      config: { access: 'open' },
       schema: {
         summary: 'Liveness: 200 while the process runs',
         tags: ['operations'],
@@ -20,6 +21,7 @@ export default async function healthRoutes(app: FastifyInstance): Promise<void> 
   app.get(
     '/readyz',
     {
+      config: { access: 'open' },
       schema: {
         summary: 'Readiness: 200 once every model is warmed up; 503 while loading, after a failure and while draining',
         tags: ['operations'],

@@ -1,4 +1,5 @@
-// GET /models: what is served, with each model's labels, input geometry, embedding size and provider.
+// GET /models: what is served, with each model's labels, input geometry, embedding size and provider (of its newest
+// version, the one answering by default), and every served version.
 
 import type { FastifyInstance } from 'fastify';
 import { ModelsResponse } from '../schemas.js';
@@ -19,6 +20,13 @@ export default async function modelsRoute(app: FastifyInstance): Promise<void> {
         params: m.card.params,
         flopsPerImage: m.card.flopsPerImage,
         provider: m.provider ?? null,
+        versions: app.models.versionsOf(m.name).map((v) => ({
+          version: v.version,
+          arch: v.card.arch.name,
+          classes: v.card.labels.length,
+          embeddingDim: v.card.embeddingDim,
+          provider: v.provider ?? null,
+        })),
       })),
     }),
   );

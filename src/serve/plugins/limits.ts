@@ -1,0 +1,60 @@
+// Limits plugin: admission control and client-gone detection for the inference routes.
+// - At most MAX_INFLIGHT_REQUESTS inference requests are being read, decoded or queued at once; one more is answered
+//   503 OVERLOADED with Retry-After before its body is read. The batch queue (QUEUE_MAX) bounds images waiting for a
+//   worker, but not the requests still uploading or decoding ahead of it; this bounds those, hence memory and latency.
+// - `clientGone(reply)` is an AbortSignal that fires when the connection closes before the answer was sent, so the
+//   inference path can drop that request's work instead of computing it.
+
+import fp from 'fastify-plugin';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Config } from '../../config.js';
+import { Errors } from '../errors.js';
+
+const SIGNAL = Symbol('mlp.clientGone');
+type Tracked = FastifyReply & { [SIGNAL]?: AbortController };
+
+/** Aborts when the client disconnects before its answer is complete. */
+export function clientGone(reply: FastifyReply): AbortSignal {
+  const r = reply as Tracked;
+  let ac = r[SIGNAL];
+  if (!ac) {
+    const c = new AbortController();
+    ac = c;
+    r[SIGNAL] = c;
+    if (reply.raw.destroyed && !reply.raw.writableFinished) c.abort();
+    else reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) c.abort();
+    });
+  }
+  return ac.signal;
+}
+
+async function limitsPlugin(app: FastifyInstance, opts: { config: Readonly<Config> }): Promise<void> {
+  const max = opts.config.maxInflightRequests;
+  let inflight = 0;
+
+  // After authentication (preParsing hooks run in order), before the body is read.
+  app.addHook('preParsing', async (req, reply) => {
+    if (!req.routeOptions.config?.inference) return;
+    if (inflight >= max) throw Errors.OVERLOADED();
+    inflight++;
+    // 'close' follows both a finished answer and a lost connection.
+    reply.raw.once('close', () => inflight--);
+  });
+
+  app.decorate('admission', {
+    get inflight() {
+      return inflight;
+    },
+    max,
+  });
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Inference requests admitted and not yet answered, and the limit. */
+    admission: { readonly inflight: number; readonly max: number };
+  }
+}
+
+export default fp(limitsPlugin, { name: 'mlp-limits', fastify: '5.x' });
