@@ -110,6 +110,8 @@ export class ModelLoadError extends Error {
 
 interface Generation {
   id: number;
+  /** The model answering requests that name none. */
+  defaultName: string;
   versions: LoadedModel[];
   byName: Map<string, LoadedModel[]>;
   dirs: ModelVersionDir[];
@@ -139,7 +141,7 @@ function makeGeneration(id: number, dirs: ModelVersionDir[], defaultName: string
     byName.set(d.name, list);
     versions.push(m);
   }
-  return { id, versions, byName, dirs, pool: undefined, leases: 0, onIdle: [] };
+  return { id, defaultName, versions, byName, dirs, pool: undefined, leases: 0, onIdle: [] };
 }
 
 const LEASED = Symbol('mlp.modelLease');
@@ -154,7 +156,6 @@ async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
     if (!names.includes(name)) throw new Error(`DEFAULT_MODEL "${name}" is not among the models in ${config.modelsDir} (${names.join(', ')})`);
     return name;
   };
-  let defaultName = pickDefault(first.versions);
   for (const s of first.skipped) app.log.warn(`MODEL_LOAD_POLICY=skip-bad: skipping ${s.path}: ${s.reason}`);
 
   const log: PoolLogger = { info: (m) => app.log.info(m), warn: (m) => app.log.warn(m), error: (m) => app.log.error(m) };
@@ -171,7 +172,7 @@ async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
     m.queueDepth.set({ model: name }, sum);
   };
 
-  let current = makeGeneration(1, first.versions, defaultName);
+  let current = makeGeneration(1, first.versions, pickDefault(first.versions));
   let skipped: SkippedModel[] = first.skipped;
   let state: ModelsState = 'loading';
   let failure: Error | undefined;
@@ -222,13 +223,18 @@ async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
   };
 
   /** Loads and warms up a generation; returns it with its batchers, ready to take traffic. */
-  const startGeneration = async (id: number, dirs: ModelVersionDir[], dflt: string): Promise<{ gen: Generation; skipped: SkippedModel[] }> => {
+  const startGeneration = async (id: number, dirs: ModelVersionDir[]): Promise<{ gen: Generation; skipped: SkippedModel[] }> => {
     const opened = await openPool(dirs);
-    if (closing) {
+    let dflt: string;
+    try {
+      if (closing) throw new Error('the server is shutting down');
+      // A version left out may change which one is newest, or which model is the default (a DEFAULT_MODEL that
+      // could not be loaded fails, whatever the policy): rebuild from what actually loaded.
+      dflt = pickDefault(opened.dirs);
+    } catch (err) {
       await opened.pool.close();
-      throw new Error('the server is shutting down');
+      throw err;
     }
-    // A version left out may change which one is newest: rebuild from what actually loaded.
     const gen = makeGeneration(id, opened.dirs, dflt);
     gen.pool = opened.pool;
     for (const model of gen.versions) {
@@ -278,7 +284,7 @@ async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
     if (--gen.leases === 0) for (const w of gen.onIdle.splice(0)) w();
   };
 
-  const ready = startGeneration(1, first.versions, defaultName).then(
+  const ready = startGeneration(1, first.versions).then(
     ({ gen, skipped: more }) => {
       current = gen;
       skipped = [...skipped, ...more];
@@ -295,7 +301,7 @@ async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
   ready.catch(() => undefined);
 
   const lookup = (name: string | undefined, version: string | undefined): LoadedModel => {
-    const n = name ?? defaultName;
+    const n = name ?? current.defaultName;
     const list = current.byName.get(n);
     if (!list) throw Errors.UNKNOWN_MODEL(n);
     const model = version === undefined ? list[0] : list.find((v) => v.version === version);
@@ -317,10 +323,9 @@ async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
     const t0 = performance.now();
     try {
       let scanned;
-      let dflt: string;
       try {
         scanned = await scan();
-        dflt = pickDefault(scanned.versions);
+        pickDefault(scanned.versions);
       } catch (err) {
         m.modelReloads.inc({ outcome: 'failed' });
         throw Errors.RELOAD_FAILED(relativeToRepo((err as Error).message, config.modelsDir));
@@ -328,13 +333,13 @@ async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
       const keyOf = (d: ModelVersionDir) => `${d.name}:${d.version}`;
       const sig = (dirs: ModelVersionDir[]) => dirs.map((d) => `${keyOf(d)}@${d.fingerprint}`).join('\n');
       const before = current.versions.map((v) => v.key);
-      if (state === 'ready' && sig(scanned.versions) === sig(current.dirs) && dflt === defaultName) {
+      if (state === 'ready' && sig(scanned.versions) === sig(current.dirs)) {
         m.modelReloads.inc({ outcome: 'unchanged' });
         return { changed: false, generation: current.id, served: before, loaded: [], unloaded: [], skipped: scanned.skipped, reloadMs: performance.now() - t0 };
       }
       let next;
       try {
-        next = await startGeneration(current.id + 1, scanned.versions, dflt);
+        next = await startGeneration(current.id + 1, scanned.versions);
       } catch (err) {
         m.modelReloads.inc({ outcome: 'failed' });
         if (closing) throw Errors.SHUTTING_DOWN();
@@ -343,7 +348,6 @@ async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
       // The swap: from here on new requests resolve the new generation.
       const old = current;
       current = next.gen;
-      defaultName = dflt;
       skipped = [...scanned.skipped, ...next.skipped];
       state = 'ready';
       failure = undefined;
@@ -376,7 +380,7 @@ async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
       return current.versions;
     },
     get defaultName() {
-      return defaultName;
+      return current.defaultName;
     },
     get state() {
       return state;
