@@ -7,7 +7,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DatasetMissingError } from '../src/data/resolve.js';
 import { countBar } from '../src/probe/progress.js';
-import { isModelDir, probeTable, runProbe, type FeatureSource, type ProbeReport } from '../src/probe/probe.js';
+import { probeTable, resolveModelDir, runProbe, type FeatureSource, type ProbeReport } from '../src/probe/probe.js';
 
 const USAGE = `Usage: npm run probe -- --data <set> (--url <service> | --local) --model <name|dir> [options]
 
@@ -58,9 +58,12 @@ async function main(argv: string[]): Promise<void> {
   const modelDir = (): string => {
     if (!v.model) throw new UsageError('--model is required for local, random-init and compare runs');
     const candidates = isAbsolute(v.model) || v.model.includes('/') ? [resolve(v.model)] : [resolve(modelsDir, v.model), resolve(v.model)];
-    const dir = candidates.find(isModelDir);
-    if (!dir) throw new UsageError(`no model directory (model.onnx + model.json) at ${candidates.join(' or ')}`);
-    return dir;
+
+    for (const c of candidates) {
+      const dir = resolveModelDir(c);
+      if (dir) return dir;
+    }
+    throw new UsageError(`no model (model.onnx + model.json, or versions of it) at ${candidates.join(' or ')}`);
   };
   const served = (): FeatureSource => ({
     kind: 'served',

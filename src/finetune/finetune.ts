@@ -9,6 +9,7 @@ import { openDataSource } from '../data/resolve.js';
 import { ONNX_FILE, readCard, type ModelCard } from '../model/card.js';
 import { initWeights, type MlpConfig, type MlpWeights } from '../model/mlp.js';
 import { configFromCard, readOnnxWeights } from '../onnx/export.js';
+import { resolveModelDir } from '../probe/probe.js';
 import type { AugmentOptions } from '../train/augment.js';
 import type { EngineChoice } from '../train/engines/index.js';
 import { DEFAULT_TRAIN_OPTIONS, train, type TrainHooks, type TrainOptions, type TrainResult } from '../train/train.js';
@@ -79,7 +80,9 @@ export interface LoadedModel {
   weights: MlpWeights;
 }
 
-export async function loadModel(dir: string): Promise<LoadedModel> {
+/** Reads a model directory (either repository layout: NAME/ or its newest NAME/VERSION/). */
+export async function loadModel(path: string): Promise<LoadedModel> {
+  const dir = resolveModelDir(path) ?? path;
   const card = await readCard(dir);
   const { cfg, weights } = readOnnxWeights(await readFile(join(dir, ONNX_FILE)));
   const fromCard = configFromCard(card);

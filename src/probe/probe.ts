@@ -1,7 +1,7 @@
 // A linear-probe run end to end: a data set's first N train and test images → features (served /embed, local
 // onnxruntime, a random-init twin of the model, or raw pixels) → the L2 logistic-regression probe → test accuracy.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import type { Dataset } from '../data/dataset.js';
 import { CARD_FILE, readCard, ONNX_FILE } from '../model/card.js';
 import { initWeights } from '../model/mlp.js';
 import { buildCard, configFromCard, writeModelDir } from '../onnx/export.js';
+import { compareVersions } from '../serve/model-repo.js';
 import { localEmbeddings, pixelFeatures, servedEmbeddings, type ImageList, type OnProgress } from './embeddings.js';
 import { evaluateProbe, fitProbe, type FeatureMatrix, type ProbeOptions } from './logreg.js';
 
@@ -166,4 +167,20 @@ export function probeTable(reports: ProbeReport[]): string {
 /** Whether `dir` holds a model (for the CLI's NAME-or-path argument). */
 export function isModelDir(dir: string): boolean {
   return existsSync(join(dir, ONNX_FILE)) && existsSync(join(dir, CARD_FILE));
+}
+
+/**
+ * The model directory `dir` stands for in either repository layout: `dir` itself (flat: NAME/model.onnx), or its
+ * newest version (NAME/VERSION/model.onnx), as the server picks it. Undefined when neither holds a model.
+ */
+export function resolveModelDir(dir: string): string | undefined {
+  if (isModelDir(dir)) return dir;
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return undefined;
+  }
+  const versions = entries.filter((v) => !v.startsWith('.') && isModelDir(join(dir, v))).sort(compareVersions);
+  return versions.length ? join(dir, versions[versions.length - 1]) : undefined;
 }

@@ -19,7 +19,7 @@ import {
   servedEmbeddings,
   type ImageList,
 } from '../../src/probe/embeddings.js';
-import { runProbe } from '../../src/probe/probe.js';
+import { resolveModelDir, runProbe } from '../../src/probe/probe.js';
 import { startApp, type Running } from '../serve/helpers.js';
 
 const exec = promisify(execFile);
@@ -163,6 +163,16 @@ describe('pixel features', () => {
     expect(x.cols).toBe(784);
     const first = (await fashion.train.image(0)) as { raw: Uint8Array };
     expect(Array.from(x.data.subarray(0, 784))).toEqual(Array.from(first.raw));
+  });
+});
+
+describe('resolveModelDir', () => {
+  it('finds the model in the flat layout, else the newest version, as the server does', async () => {
+    expect(resolveModelDir(modelDir)).toBe(modelDir);
+    const versioned = join(dir, 'versioned');
+    for (const v of ['2', '10']) await writeRandomModel({ arch: 'B_0-Wi_8', name: 'versioned', out: join(versioned, v), size: 8, channels: 1 });
+    expect(resolveModelDir(versioned)).toBe(join(versioned, '10'));
+    expect(resolveModelDir(join(dir, 'missing'))).toBeUndefined();
   });
 });
 
