@@ -25,7 +25,7 @@ export interface Config {
   /** Longest a request waits for companions, counted from the oldest queued request. Default 5 ms. */
   batchMaxDelayMs: number;
   /** `fixed`: a partial batch leaves BATCH_MAX_DELAY_MS after its oldest request; `adaptive`: it waits only while
-   *  the learned batch cost and arrival rate say more requests will join before LATENCY_TARGET_MS. Default fixed. */
+   *  the learned batch cost and arrival rate say more requests will join before LATENCY_TARGET_MS. Default adaptive (npm run bench:serve compares both). */
   batchPolicy: BatchPolicyName;
   /** adaptive: queue wait + batch run time an image should stay under. Default 20 ms. */
   latencyTargetMs: number;
@@ -37,7 +37,8 @@ export interface Config {
   executionProviders: readonly ExecutionProvider[];
   /** Fail start-up instead of falling back to CPU when the GPU provider cannot start. Default false. */
   requireGpu: boolean;
-  /** onnxruntime intra-op threads per session. Default: cores / INFERENCE_WORKERS (at least 1). */
+  /** onnxruntime intra-op threads per session. Default: a quarter of the cores over INFERENCE_WORKERS, at least 1
+   *  (1 on a 2-core machine); see defaultIntraOpThreads. */
   ortIntraOpThreads: number;
   /** onnxruntime inter-op threads per session (only used by the parallel execution mode). Default 1. */
   ortInterOpThreads: number;
@@ -203,9 +204,19 @@ function loadPolicy(env: Env): ModelLoadPolicy {
 }
 
 function batchPolicy(env: Env): BatchPolicyName {
-  const v = (raw(env, 'BATCH_POLICY') ?? 'fixed').toLowerCase();
+  const v = (raw(env, 'BATCH_POLICY') ?? 'adaptive').toLowerCase();
   if (v !== 'fixed' && v !== 'adaptive') throw new ConfigError('BATCH_POLICY', `must be fixed or adaptive, got "${v}"`);
   return v;
+}
+
+/**
+ * onnxruntime's share of the cores. Per image, decoding (sharp, ~1 ms of CPU even for a thumbnail) and HTTP cost
+ * several times what onnxruntime does for these MLPs at the batch sizes served (0.1-0.4 ms: measured by
+ * `npm run bench:serve`), so about a quarter of the cores is enough for inference, and one thread per session
+ * avoids onnxruntime's parallel sections waiting on threads the decoder keeps busy.
+ */
+export function defaultIntraOpThreads(cores: number, inferenceWorkers: number): number {
+  return Math.max(1, Math.floor(cores / (4 * inferenceWorkers)));
 }
 
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
@@ -239,7 +250,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 10_000, 1, 3_600_000),
     executionProviders: Object.freeze(executionProviders),
     requireGpu,
-    ortIntraOpThreads: int(env, 'ORT_INTRA_OP_THREADS', Math.max(1, Math.floor(cores / inferenceWorkers)), 1, 1024),
+    ortIntraOpThreads: int(env, 'ORT_INTRA_OP_THREADS', defaultIntraOpThreads(cores, inferenceWorkers), 1, 1024),
     ortInterOpThreads: int(env, 'ORT_INTER_OP_THREADS', 1, 1, 1024),
     inferenceWorkers,
     uvThreadpoolSize: int(env, 'UV_THREADPOOL_SIZE', 4, 1, 1024),

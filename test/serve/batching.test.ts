@@ -20,10 +20,11 @@ afterAll(async () => {
   await models?.cleanup();
 });
 
-describe('dynamic batching (BATCH_MAX_DELAY_MS=100, QUEUE_MAX=20)', () => {
+describe('dynamic batching (BATCH_POLICY=fixed, BATCH_MAX_DELAY_MS=100, QUEUE_MAX=20)', () => {
   let srv: Running;
   beforeAll(async () => {
-    srv = await startApp({ MODELS_DIR: models.dir, BATCH_MAX_SIZE: '32', BATCH_MAX_DELAY_MS: '100', QUEUE_MAX: '20', MAX_FILES: '32' });
+    // The fixed policy holds a partial batch for the delay, so the batch that forms does not depend on timing.
+    srv = await startApp({ MODELS_DIR: models.dir, BATCH_POLICY: 'fixed', BATCH_MAX_SIZE: '32', BATCH_MAX_DELAY_MS: '100', QUEUE_MAX: '20', MAX_FILES: '32' });
   }, 60_000);
   afterAll(() => srv?.close());
 
@@ -74,10 +75,29 @@ describe('BATCH_MAX_SIZE=1 turns batching off', () => {
   });
 });
 
-describe('deadline (REQUEST_TIMEOUT_MS=80, BATCH_MAX_DELAY_MS=3000)', () => {
+describe('the default adaptive policy (BATCH_MAX_DELAY_MS=3000)', () => {
   let srv: Running;
   beforeAll(async () => {
-    srv = await startApp({ MODELS_DIR: models.dir, REQUEST_TIMEOUT_MS: '80', BATCH_MAX_DELAY_MS: '3000' });
+    srv = await startApp({ MODELS_DIR: models.dir, BATCH_MAX_DELAY_MS: '3000' });
+  }, 60_000);
+  afterAll(() => srv?.close());
+
+  it('answers a lone request without holding it for companions that are not coming', async () => {
+    expect(srv.config.batchPolicy).toBe('adaptive');
+    const t0 = Date.now();
+    for (let i = 0; i < 3; i++) expect((await postImage(srv.base, '/classify', png)).status).toBe(200);
+    // The fixed policy would hold each of them 3 s.
+    expect(Date.now() - t0).toBeLessThan(2500);
+    const text = await metricsText(srv.base);
+    expect(sample(text, `mlp_queue_wait_seconds_count{model="${M}"}`)).toBe(3);
+    expect(sample(text, `mlp_queue_wait_seconds_bucket{le="0.1",model="${M}"}`)).toBe(3);
+  });
+});
+
+describe('deadline (BATCH_POLICY=fixed, REQUEST_TIMEOUT_MS=80, BATCH_MAX_DELAY_MS=3000)', () => {
+  let srv: Running;
+  beforeAll(async () => {
+    srv = await startApp({ MODELS_DIR: models.dir, BATCH_POLICY: 'fixed', REQUEST_TIMEOUT_MS: '80', BATCH_MAX_DELAY_MS: '3000' });
   }, 60_000);
   afterAll(() => srv?.close());
 

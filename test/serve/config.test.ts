@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { availableParallelism } from 'node:os';
-import { CONFIG_ENV_VARS, ConfigError, loadConfig } from '../../src/config.js';
+import { CONFIG_ENV_VARS, ConfigError, defaultIntraOpThreads, loadConfig } from '../../src/config.js';
 
 describe('loadConfig', () => {
   it('has the documented defaults', () => {
@@ -15,13 +15,13 @@ describe('loadConfig', () => {
       defaultModel: undefined,
       batchMaxSize: 32,
       batchMaxDelayMs: 5,
-      batchPolicy: 'fixed',
+      batchPolicy: 'adaptive',
       latencyTargetMs: 20,
       queueMax: 1024,
       requestTimeoutMs: 10_000,
       executionProviders: ['cuda', 'cpu'],
       requireGpu: false,
-      ortIntraOpThreads: availableParallelism(),
+      ortIntraOpThreads: Math.max(1, Math.floor(availableParallelism() / 4)),
       ortInterOpThreads: 1,
       inferenceWorkers: 1,
       uvThreadpoolSize: 4,
@@ -95,8 +95,10 @@ describe('loadConfig', () => {
     });
   });
 
-  it('divides the cores between inference workers for the default intra-op threads', () => {
+  it('gives onnxruntime a quarter of the cores, divided between the inference workers, at least 1', () => {
     expect(loadConfig({ INFERENCE_WORKERS: '64' }).ortIntraOpThreads).toBe(1);
+    expect([2, 4, 8, 16, 64].map((cores) => defaultIntraOpThreads(cores, 1))).toEqual([1, 1, 2, 4, 16]);
+    expect(defaultIntraOpThreads(16, 2)).toBe(2);
   });
 
   it('is frozen', () => {
