@@ -18,6 +18,7 @@ export const METRIC_NAMES = Object.freeze({
   modelInfo: 'mlp_model_info',
   imagesCancelled: 'mlp_images_cancelled_total',
   modelReloads: 'mlp_model_reloads_total',
+  workerRestarts: 'mlp_worker_restarts_total',
 } as const);
 
 /** The same names as a list, for cross-checks (dashboards, tests). */
@@ -40,6 +41,7 @@ export interface Metrics {
   modelInfo: client.Gauge<'model' | 'version' | 'arch' | 'provider'>;
   imagesCancelled: client.Counter<'model'>;
   modelReloads: client.Counter<'outcome'>;
+  workerRestarts: client.Counter;
 }
 
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
@@ -137,6 +139,11 @@ export function createMetrics(registry: Registry): Metrics {
       name: METRIC_NAMES.modelReloads,
       help: 'Model reloads (POST /admin/models/reload) by outcome: ok, unchanged or failed.',
       labelNames: ['outcome'],
+      registers,
+    }),
+    workerRestarts: new client.Counter({
+      name: METRIC_NAMES.workerRestarts,
+      help: 'Inference workers that died and were replaced.',
       registers,
     }),
   };

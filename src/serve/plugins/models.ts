@@ -237,6 +237,7 @@ async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
     }
     const gen = makeGeneration(id, opened.dirs, dflt);
     gen.pool = opened.pool;
+    opened.pool.on('replaced', () => m.workerRestarts.inc());
     for (const model of gen.versions) {
       const labels = { model: model.name };
       model.provider = opened.pool.providers[model.key];
