@@ -74,7 +74,7 @@ async function main(): Promise<void> {
       log(`server up at ${srv.base} (pid ${srv.pid})`);
       try {
         if (want('capacity') || want('overload') || want('reload')) {
-          log('capacity: closed loop, 32 clients, 5 s');
+          log('capacity: closed loop, 64 clients, 5 s');
           const c = await s.capacity(ctx, srv, 5);
           perSecond = c.perSecond;
           done(c.row);

@@ -9,7 +9,7 @@
 // to reach a worker thread and so runs the app in this process.
 
 import { spawn } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { connect } from 'node:net';
@@ -93,11 +93,11 @@ export async function mainServer(ctx: SoakContext): Promise<ServerProcess> {
 
 export async function capacity(ctx: SoakContext, srv: ServerProcess, seconds: number): Promise<{ row: Row; perSecond: number }> {
   const rss = new RssSampler(srv.pid);
-  const answers = await closedLoop(srv.base, { request: () => classify(ctx), clients: 32, seconds });
+  const answers = await closedLoop(srv.base, { request: () => classify(ctx), clients: 64, seconds });
   rss.sample();
   const ok = answers.filter((a) => a.status === 200).length;
   const perSecond = ok / seconds;
-  return { row: row('capacity', `closed loop, 32 clients, ${seconds} s`, answers, rss.max, { note: `${perSecond.toFixed(0)} req/s = 1×` }), perSecond };
+  return { row: row('capacity', `closed loop, 64 clients, ${seconds} s`, answers, rss.max, { note: `${perSecond.toFixed(0)} req/s = 1×` }), perSecond };
 }
 
 export async function overload(ctx: SoakContext, srv: ServerProcess, capacityPerSecond: number, seconds: number): Promise<Row> {
@@ -262,7 +262,10 @@ export async function reload(ctx: SoakContext, srv: ServerProcess, capacityPerSe
   for (let i = 0; i < reloads; i++) {
     await sleep(everyS * 1000);
     const version = String(i + 2);
-    await writeRandomModel({ arch: ctx.arch, name: ctx.model, out: join(ctx.modelsDir, ctx.model, version), size: 64, channels: 3, seed: 100 + i });
+    const out = join(ctx.modelsDir, ctx.model, version);
+    const card = await writeRandomModel({ arch: ctx.arch, name: ctx.model, out, size: 64, channels: 3, seed: 100 + i });
+    // A version directory's card carries its version (the server checks they agree).
+    await writeFile(join(out, 'model.json'), JSON.stringify({ ...card, version }, null, 2));
     const res = await fetch(`${srv.base}/admin/models/reload`, { method: 'POST', headers: { authorization: `Bearer ${ctx.adminKey}` } });
     reloadStatus.push(res.status);
     await res.arrayBuffer();
