@@ -63,7 +63,7 @@ describe('the fuzz stream', () => {
     const kinds = new Set(a.map((c) => c.kind.split(' ')[0]));
     for (const k of ['random', 'bitflip', 'truncated', 'huge', 'splice', 'multipart', 'v2', 'odd']) expect(kinds, k).toContain(k);
     expect(a.some((c) => /as a wrong content type/.test(c.kind))).toBe(true);
-  });
+  }, 30_000);
 });
 
 describe('a client that disconnects mid-request', () => {

@@ -25,7 +25,7 @@ beforeAll(async () => {
     { name: 'tiny4', arch: 'B_1-Wi_8', channels: 1, size: 4, classes: CLASSES, seed: 21 },
     { name: 'zz', arch: 'B_1-Wi_16', channels: 1, size: 8, classes: 5, seed: 22 },
   ]);
-  srv = await startApp({ MODELS_DIR: models.dir, MAX_FILES: '8', BATCH_MAX_DELAY_MS: '20' });
+  srv = await startApp({ MODELS_DIR: models.dir, MAX_FILES: '8', BATCH_POLICY: 'fixed', BATCH_MAX_DELAY_MS: '20' });
   session = await ort.InferenceSession.create(join(models.dir, 'tiny4', 'model.onnx'), { executionProviders: ['cpu'] });
 }, 60_000);
 

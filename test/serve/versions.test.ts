@@ -176,7 +176,7 @@ describe('hot reload (POST /admin/models/reload)', () => {
 
   it('a request already running on the old version completes on it, even when the swap happens meanwhile', async () => {
     const dir = await repo({ 'a/1': 'w1' });
-    const srv = await startApp({ MODELS_DIR: dir, ADMIN_API_KEYS: ADMIN, MAX_MODEL_VERSIONS: '1', BATCH_MAX_DELAY_MS: '1500', BATCH_MAX_SIZE: '64' });
+    const srv = await startApp({ MODELS_DIR: dir, ADMIN_API_KEYS: ADMIN, MAX_MODEL_VERSIONS: '1', BATCH_POLICY: 'fixed', BATCH_MAX_DELAY_MS: '1500', BATCH_MAX_SIZE: '64' });
     try {
       // Queued for 1.5 s in the old generation's batcher while the reload swaps the new one in.
       const slow = embed(srv.base, 'model=a');
