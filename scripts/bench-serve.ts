@@ -315,11 +315,21 @@ async function main(): Promise<void> {
       table(`1. sweep: closed loop, ${defaultPolicy} policy`, WINDOW_HEADER, sweep.map(windowRow));
       result.sweep = sweep.map(jsonWindow);
     }
+    // The best window among the concurrencies that keep the server saturated (≥ 16 in flight, or the highest
+    // measured): a lucky window at low concurrency would pick a load that cannot saturate the server.
+    const saturating = Math.min(16, Math.max(...concurrencies));
     const best = (u: Upload) => {
-      const ws = sweep.filter((w) => w.image === u.label);
+      const ws = sweep.filter((w) => w.image === u.label && (w.concurrency ?? 0) >= saturating);
       return ws.length ? ws.reduce((a, b) => (b.imagesPerSecond > a.imagesPerSecond ? b : a)) : undefined;
     };
     const bestConcurrency = (u: Upload) => best(u)?.concurrency ?? Math.max(...concurrencies);
+    // "Maximum throughput" for the half-load phase: the efficiency phase's served mean (two windows, closest in
+    // time) when it ran, else the best saturated sweep window.
+    const maxThroughput = new Map<string, number>();
+    for (const u of uploads) {
+      const b = best(u);
+      if (b) maxThroughput.set(u.label, b.imagesPerSecond);
+    }
 
     // -------------------------------------------------------------------------------------- 2. efficiency
     if (phases.has('efficiency')) {
@@ -367,6 +377,7 @@ async function main(): Promise<void> {
             clientCpuMsPerImage: clientCpuMs, windows: served.map(jsonWindow),
           });
           targets[`efficiency ${u.label}`] = { value: efficiency, target: '≥ 0.8', met: efficiency >= 0.8 };
+          maxThroughput.set(u.label, s.imagesPerSecond);
           cpuRatios[`efficiency ${u.label}`] = {
             value: (decodeCpuMs + ortRate.cpuMsPerImage) / (serverCpuMs + clientCpuMs),
             how: `(decode ${f2(decodeCpuMs)} + onnx ${f2(ortRate.cpuMsPerImage)}) ÷ (server ${f2(serverCpuMs)} + client ${f2(clientCpuMs)}) ms/img`,
@@ -387,11 +398,6 @@ async function main(): Promise<void> {
     }
 
     // -------------------------------------------------------------------------------------- 3. policies
-    const maxThroughput = new Map<string, number>();
-    for (const u of uploads) {
-      const b = best(u);
-      if (b) maxThroughput.set(u.label, b.imagesPerSecond);
-    }
     if (phases.has('policies')) {
       const rows: Window[] = [];
       const cmp: unknown[] = [];
@@ -404,7 +410,6 @@ async function main(): Promise<void> {
         const fixed = pool(ws.fixed);
         const adaptive = pool(ws.adaptive);
         rows.push(fixed, adaptive);
-        maxThroughput.set(u.label, Math.max(maxThroughput.get(u.label) ?? 0, fixed.imagesPerSecond, adaptive.imagesPerSecond));
         cmp.push({ image: u.label, concurrency: c, fixed: jsonWindow(fixed), adaptive: jsonWindow(adaptive), adaptiveOverFixed: adaptive.imagesPerSecond / fixed.imagesPerSecond });
       }
       table('3. policies at the best concurrency (windows alternate fixed/adaptive)', WINDOW_HEADER, rows.map(windowRow));
