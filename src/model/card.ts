@@ -50,6 +50,18 @@ export const ModelCardSchema = Type.Object(
       },
       { additionalProperties: true },
     ),
+    /**
+     * Test-time augmentation built into the graph (src/model/tta.ts): the embedding is the mean residual stream over
+     * these views. Absent: the image is seen once, as is.
+     */
+    tta: Type.Optional(
+      Type.Object({
+        views: Type.Array(
+          Type.Object({ dx: Type.Integer(), dy: Type.Integer(), flip: Type.Boolean() }, { additionalProperties: false }),
+          { minItems: 1, maxItems: 64 },
+        ),
+      }),
+    ),
     /** Measured results, e.g. { "testTop1": 0.912 }. */
     metrics: Type.Record(Type.String(), Type.Number()),
     createdAt: Type.Optional(Type.String()),

@@ -5,6 +5,8 @@
 //   h = x·Ws + bs
 //   per block i: h = h + (GELU(LayerNorm_i(h)·W1 + b1))·W2 + b2,   GELU(u) = 0.5·u·(1 + Erf(u/√2))   (exact)
 //   embedding = h;  logits = h·Wh + bh
+// With test-time augmentation in the card (src/model/tta.ts), the V views of each input are gathered and stacked
+// ([V·batch, D]), run through stem and blocks, and the embedding is the mean of their residual streams.
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,6 +22,7 @@ import {
   type MlpConfig,
   type MlpWeights,
 } from '../model/mlp.js';
+import { viewSourceIndex, type TtaView } from '../model/tta.js';
 import { CARD_FILE, ONNX_FILE, validateCard, type ModelCard } from '../model/card.js';
 import {
   AttributeType,
@@ -68,6 +71,49 @@ function tensor(name: string, shape: number[], data: Float32Array): TensorMsg {
   return { name, dims: shape, data_type: DataType.FLOAT, raw_data: rawLE(data) };
 }
 
+function int64Tensor(name: string, shape: number[], values: ArrayLike<number>): TensorMsg {
+  return { name, dims: shape, data_type: DataType.INT64, int64_data: Array.from(values) };
+}
+
+/**
+ * The TTA prefix: [batch, D] → [V·batch, D], view v in rows v·batch..(v+1)·batch. Pixels shifted in from outside
+ * read an appended column holding each channel's normalised black, so one Gather per view does the whole mapping.
+ */
+function ttaPrefix(cfg: MlpConfig, card: ModelCard, views: readonly TtaView[], nodes: NodeMsg[], inits: TensorMsg[]): string {
+  const geo = card.input;
+  const C = geo.channels;
+  const hw = geo.width * geo.height;
+  const fill = Float32Array.from(card.normalization.mean, (m, c) => -m / card.normalization.std[c]);
+  inits.push(tensor('tta.fill', [1, C], fill));
+  inits.push(int64Tensor('tta.zero', [1], [0]), int64Tensor('tta.one', [1], [1]), int64Tensor('tta.channels', [1], [C]));
+  nodes.push(node('Shape', 'tta/Shape', [INPUT_NAME], ['tta/shape']));
+  nodes.push(node('Slice', 'tta/Batch', ['tta/shape', 'tta.zero', 'tta.one'], ['tta/batch']));
+  nodes.push(node('Concat', 'tta/FillShape', ['tta/batch', 'tta.channels'], ['tta/fillShape'], [{ name: 'axis', type: AttributeType.INT, i: 0 }]));
+  nodes.push(node('Expand', 'tta/Fill', ['tta.fill', 'tta/fillShape'], ['tta/fillCols']));
+  nodes.push(node('Concat', 'tta/Pad', [INPUT_NAME, 'tta/fillCols'], ['tta/padded'], [{ name: 'axis', type: AttributeType.INT, i: 1 }]));
+  const viewOutputs = views.map((view, v) => {
+    const src = viewSourceIndex(geo, view);
+    const idx = Array.from(src, (s, i) => (s < 0 ? cfg.inputDim + Math.floor(i / hw) : s));
+    inits.push(int64Tensor(`tta.view${v}`, [cfg.inputDim], idx));
+    nodes.push(node('Gather', `tta/View${v}`, ['tta/padded', `tta.view${v}`], [`tta/view${v}`], [{ name: 'axis', type: AttributeType.INT, i: 1 }]));
+    return `tta/view${v}`;
+  });
+  nodes.push(node('Concat', 'tta/Stack', viewOutputs, ['tta/stacked'], [{ name: 'axis', type: AttributeType.INT, i: 0 }]));
+  return 'tta/stacked';
+}
+
+/** The TTA suffix: residual streams [V·batch, W] → their mean over views [batch, W] = the embedding. */
+function ttaMean(cfg: MlpConfig, views: number, stream: string, nodes: NodeMsg[], inits: TensorMsg[]): void {
+  inits.push(int64Tensor('tta.perViewShape', [3], [views, -1, cfg.width]));
+  nodes.push(node('Reshape', 'tta/PerView', [stream, 'tta.perViewShape'], ['tta/perView']));
+  nodes.push(
+    node('ReduceMean', 'tta/Mean', ['tta/perView'], [EMBEDDING_NAME], [
+      { name: 'axes', type: AttributeType.INTS, ints: [0] },
+      { name: 'keepdims', type: AttributeType.INT, i: 0 },
+    ]),
+  );
+}
+
 /** A float32 graph input/output; a string dimension is symbolic (e.g. 'batch'). Also used by the training graph. */
 export function valueInfo(name: string, dims: (number | string)[]): ValueInfoMsg {
   return {
@@ -99,7 +145,12 @@ export function exportOnnx(cfg: MlpConfig, weights: MlpWeights, card: ModelCard)
     return out;
   };
 
-  let h = linear('stem', INPUT_NAME, cfg.depth === 0 ? EMBEDDING_NAME : 'stem/out');
+  const initializer = namedTensors(weights).map((t) => tensor(t.name, t.shape, t.data));
+  const views = card.tta?.views;
+  // Without TTA the final residual stream is the embedding itself; with it, the views' streams are averaged.
+  const stream = views ? 'tta/stream' : EMBEDDING_NAME;
+  const x = views ? ttaPrefix(cfg, card, views, nodes, initializer) : INPUT_NAME;
+  let h = linear('stem', x, cfg.depth === 0 ? stream : 'stem/out');
   for (let i = 0; i < cfg.depth; i++) {
     const p = `blocks.${i}`;
     nodes.push(
@@ -116,13 +167,13 @@ export function exportOnnx(cfg: MlpConfig, weights: MlpWeights, card: ModelCard)
     nodes.push(node('Mul', `${p}/gelu/Mul`, [u, `${p}/gelu/onePlus`], [`${p}/gelu/prod`]));
     nodes.push(node('Mul', `${p}/gelu/Half`, [`${p}/gelu/prod`, 'const.half'], [`${p}/gelu/out`]));
     const branch = linear(`${p}.collapse`, `${p}/gelu/out`, `${p}/branch`);
-    const out = i === cfg.depth - 1 ? EMBEDDING_NAME : `${p}/out`;
+    const out = i === cfg.depth - 1 ? stream : `${p}/out`;
     nodes.push(node('Add', `${p}/Residual`, [h, branch], [out]));
     h = out;
   }
-  linear('head', h, LOGITS_NAME);
+  if (views) ttaMean(cfg, views.length, h, nodes, initializer);
+  linear('head', EMBEDDING_NAME, LOGITS_NAME);
 
-  const initializer = namedTensors(weights).map((t) => tensor(t.name, t.shape, t.data));
   if (cfg.depth > 0) {
     initializer.push(tensor('const.sqrt2', [], Float32Array.of(Math.SQRT2)));
     initializer.push(tensor('const.one', [], Float32Array.of(1)));
@@ -168,6 +219,8 @@ export interface CardArgs {
   metrics?: Record<string, number>;
   /** Defaults to now. */
   createdAt?: string;
+  /** Test-time augmentation views built into the graph (src/model/tta.ts); none by default. */
+  tta?: ModelCard['tta'];
 }
 
 /** The one place model cards are made: derived fields (arch, params, FLOPs, embeddingDim) come from the config. */
@@ -189,6 +242,7 @@ export function buildCard(args: CardArgs): ModelCard {
     params: paramCount(cfg),
     flopsPerImage: flopsPerImage(cfg),
     provenance: args.provenance,
+    ...(args.tta ? { tta: args.tta } : {}),
     metrics: args.metrics ?? {},
     createdAt: args.createdAt ?? new Date().toISOString(),
   };
