@@ -37,7 +37,7 @@ export async function toUploadBytes(img: ImageInput): Promise<Uint8Array> {
  * Runs `work(i)` for i in 0..count-1 with at most `limit` in flight. After a failure no new item starts, and the
  * first error is thrown once the items already in flight have settled (no request is left running behind us).
  */
-async function pool(count: number, limit: number, work: (i: number) => Promise<void>): Promise<void> {
+export async function pool(count: number, limit: number, work: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
   let error: { err: unknown } | undefined;
   const worker = async () => {
