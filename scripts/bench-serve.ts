@@ -333,7 +333,19 @@ async function main(): Promise<void> {
 
     // -------------------------------------------------------------------------------------- 2. efficiency
     if (phases.has('efficiency')) {
+      // onnxruntime's best use of the cores: one session with every core as intra-op threads, or one single-threaded
+      // session per core (rate × cores; what independent batches on separate cores would do). The bound takes the
+      // better, so it never flatters the server.
       const session = await openBoundSession(join(modelDir, 'model.onnx'));
+      const single = cores > 1 ? await openBoundSession(join(modelDir, 'model.onnx'), 1) : undefined;
+      const bestOnnx = async (batch: number): Promise<Rate & { batch: number; how: string }> => {
+        const all = await onnxRate(session, inputDim(card), batch, { seconds: 0.75 });
+        if (!single) return { ...all, batch, how: `${cores} threads` };
+        const one = await onnxRate(single, inputDim(card), batch, { seconds: 0.75 });
+        return one.imagesPerSecond * cores > all.imagesPerSecond
+          ? { ...one, imagesPerSecond: one.imagesPerSecond * cores, batch, how: `1 thread × ${cores}` }
+          : { ...all, batch, how: `${cores} threads` };
+      };
       const rows: (string | number)[][] = [];
       const eff: unknown[] = [];
       try {
@@ -343,14 +355,14 @@ async function main(): Promise<void> {
           // onnxruntime is timed at the batch size each window served.
           const decode = () => decodeRate(u.bytes, card.input, card.normalization, { seconds: 1.5, maxPixels: config.maxPixels });
           const decodes: Rate[] = [await decode()];
-          const onnx: (Rate & { batch: number })[] = [];
+          const onnx: (Rate & { batch: number; how: string })[] = [];
           const served: Window[] = [];
           for (let round = 0; round < 2; round++) {
             const w = await closed(main, u, c, defaultPolicy);
             served.push(w);
             decodes.push(await decode());
             const batch = Math.max(1, Math.round(w.meanBatch));
-            onnx.push({ ...(await onnxRate(session, inputDim(card), batch, { seconds: 0.75 })), batch });
+            onnx.push(await bestOnnx(batch));
           }
           const s = pool(served);
           const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -372,7 +384,7 @@ async function main(): Promise<void> {
             image: u.label, concurrency: c, served: s.imagesPerSecond, p50Ms: s.p50Ms, p99Ms: s.p99Ms, meanBatch: s.meanBatch,
             decodePerSecond, decodeRuns: decodes.map((d) => d.imagesPerSecond), decodeCpuMsPerImage: decodeCpuMs,
             onnxBatch: batch, onnxPerSecond: ortRate.imagesPerSecond, onnxCpuMsPerImage: ortRate.cpuMsPerImage,
-            onnxRuns: onnx.map((o) => ({ batch: o.batch, imagesPerSecond: o.imagesPerSecond })),
+            onnxRuns: onnx.map((o) => ({ batch: o.batch, imagesPerSecond: o.imagesPerSecond, how: o.how })),
             bound, efficiency, serverCpuMsPerImage: serverCpuMs, eventLoopCpuMsPerImage: eventLoopCpuMs, eventLoopCores: s.eventLoopCores,
             clientCpuMsPerImage: clientCpuMs, windows: served.map(jsonWindow),
           });
@@ -385,6 +397,7 @@ async function main(): Promise<void> {
         }
       } finally {
         await session.release();
+        await single?.release();
       }
       table(
         `2. efficiency = served ÷ bound, bound = 1 / (1/decode + 1/onnxruntime) img/s on ${cores} cores (= cores ÷ per-image core-seconds)`,

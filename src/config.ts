@@ -37,8 +37,8 @@ export interface Config {
   executionProviders: readonly ExecutionProvider[];
   /** Fail start-up instead of falling back to CPU when the GPU provider cannot start. Default false. */
   requireGpu: boolean;
-  /** onnxruntime intra-op threads per session. Default: a quarter of the cores over INFERENCE_WORKERS, at least 1
-   *  (1 on a 2-core machine); see defaultIntraOpThreads. */
+  /** onnxruntime intra-op threads per session. Default: half the cores over INFERENCE_WORKERS, at least 1 (1 on a
+   *  2-core machine); see defaultIntraOpThreads. */
   ortIntraOpThreads: number;
   /** onnxruntime inter-op threads per session (only used by the parallel execution mode). Default 1. */
   ortInterOpThreads: number;
@@ -210,13 +210,14 @@ function batchPolicy(env: Env): BatchPolicyName {
 }
 
 /**
- * onnxruntime's share of the cores. Per image, decoding (sharp, ~1 ms of CPU even for a thumbnail) and HTTP cost
- * several times what onnxruntime does for these MLPs at the batch sizes served (0.1-0.4 ms: measured by
- * `npm run bench:serve`), so about a quarter of the cores is enough for inference, and one thread per session
- * avoids onnxruntime's parallel sections waiting on threads the decoder keeps busy.
+ * onnxruntime's share of the cores. Per image, decoding (sharp: ~1-1.4 ms of CPU even for a thumbnail) and HTTP
+ * cost as much as or more than onnxruntime does for these MLPs at the batch sizes served (0.01-0.4 ms for one view,
+ * 0.7-1 ms for the default model's 10 test-time-augmentation views: measured by `npm run bench:serve`), so half the
+ * cores is enough for inference; on 2 cores that is one thread per session, which also never waits in a parallel
+ * section for a thread the decoder holds.
  */
 export function defaultIntraOpThreads(cores: number, inferenceWorkers: number): number {
-  return Math.max(1, Math.floor(cores / (4 * inferenceWorkers)));
+  return Math.max(1, Math.floor(cores / (2 * inferenceWorkers)));
 }
 
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */

@@ -21,7 +21,7 @@ describe('loadConfig', () => {
       requestTimeoutMs: 10_000,
       executionProviders: ['cuda', 'cpu'],
       requireGpu: false,
-      ortIntraOpThreads: Math.max(1, Math.floor(availableParallelism() / 4)),
+      ortIntraOpThreads: Math.max(1, Math.floor(availableParallelism() / 2)),
       ortInterOpThreads: 1,
       inferenceWorkers: 1,
       uvThreadpoolSize: 4,
@@ -95,10 +95,10 @@ describe('loadConfig', () => {
     });
   });
 
-  it('gives onnxruntime a quarter of the cores, divided between the inference workers, at least 1', () => {
+  it('gives onnxruntime half the cores, divided between the inference workers, at least 1', () => {
     expect(loadConfig({ INFERENCE_WORKERS: '64' }).ortIntraOpThreads).toBe(1);
-    expect([2, 4, 8, 16, 64].map((cores) => defaultIntraOpThreads(cores, 1))).toEqual([1, 1, 2, 4, 16]);
-    expect(defaultIntraOpThreads(16, 2)).toBe(2);
+    expect([1, 2, 4, 8, 16].map((cores) => defaultIntraOpThreads(cores, 1))).toEqual([1, 1, 2, 4, 8]);
+    expect(defaultIntraOpThreads(16, 2)).toBe(4);
   });
 
   it('is frozen', () => {
