@@ -258,9 +258,13 @@ export async function reload(ctx: SoakContext, srv: ServerProcess, capacityPerSe
   const versionsSeen = new Set<string>();
   const reloadStatus: number[] = [];
   const rate = Math.max(5, capacityPerSecond / 2);
-  const traffic = openLoop(srv.base, { request: () => classify(ctx), ratePerSecond: rate, seconds: reloads * everyS + 3, tick: () => rss.sample(), seed: 5 });
+  let finished!: () => void;
+  const reloadsDone = new Promise<void>((r) => (finished = r));
+  const traffic = openLoop(srv.base, { request: () => classify(ctx), ratePerSecond: rate, seconds: 3600, until: reloadsDone, tick: () => rss.sample(), seed: 5 });
+  // Memory once each reload's previous generation has drained and stopped: it must not grow reload after reload.
+  const settled: number[] = [];
   for (let i = 0; i < reloads; i++) {
-    await sleep(everyS * 1000);
+    await sleep(Math.max(0, everyS * 1000 - 1500));
     const version = String(i + 2);
     const out = join(ctx.modelsDir, ctx.model, version);
     const card = await writeRandomModel({ arch: ctx.arch, name: ctx.model, out, size: 64, channels: 3, seed: 100 + i });
@@ -269,14 +273,22 @@ export async function reload(ctx: SoakContext, srv: ServerProcess, capacityPerSe
     const res = await fetch(`${srv.base}/admin/models/reload`, { method: 'POST', headers: { authorization: `Bearer ${ctx.adminKey}` } });
     reloadStatus.push(res.status);
     await res.arrayBuffer();
+    await sleep(1500); // the previous generation's requests answered (well under a second here), its workers stopped
+    settled.push(rss.sample());
   }
+  await sleep(3000); // traffic on the last version
+  finished();
   const answers = await traffic;
   for (const a of answers) if (a.version) versionsSeen.add(a.version);
   rss.sample();
   const expected = String(reloads + 1);
+  // Bounded: after the second reload (two generations' worth of allocations seen), memory stops growing.
+  const bounded = settled.length < 3 || settled[settled.length - 1] <= settled[1] * 1.15 + 64;
   return row('reload', `${rate.toFixed(0)} req/s, ${reloads} hot reloads`, answers, rss.max, {
-    pass: reloadStatus.every((s) => s === 200) && versionsSeen.has(expected) && answers.every((a) => a.status === 200),
-    note: `reloads answered ${reloadStatus.join(',')}; versions served ${[...versionsSeen].sort((a, b) => Number(a) - Number(b)).join('→')}`,
+    pass: reloadStatus.every((s) => s === 200) && versionsSeen.has(expected) && answers.every((a) => a.status === 200) && bounded,
+    note:
+      `reloads answered ${reloadStatus.join(',')}; versions served ${[...versionsSeen].sort((a, b) => Number(a) - Number(b)).join('→')}; ` +
+      `RSS after each reload drained ${settled.map((x) => x.toFixed(0)).join(' → ')} MB` + (bounded ? '' : ' NOT BOUNDED'),
   });
 }
 

@@ -88,6 +88,8 @@ export interface OpenLoopOptions {
   seed?: number;
   /** Called about every second while the load runs (the soak samples memory there). */
   tick?: (elapsedS: number) => void;
+  /** Stops the arrivals early when it resolves. */
+  until?: Promise<unknown>;
 }
 
 /** Poisson arrivals at `ratePerSecond` for `seconds`; latency counts from each arrival's scheduled time. */
@@ -100,8 +102,10 @@ export async function openLoop(base: string, o: OpenLoopOptions): Promise<Answer
   const end = t0 + o.seconds * 1000;
   let next = t0;
   let lastTick = t0;
+  let stopped = false;
+  void o.until?.then(() => (stopped = true));
   try {
-    while (next < end) {
+    while (next < end && !stopped) {
       const now = performance.now();
       while (next <= now && next < end) {
         const p = send(pool, o.request(), next).then((a) => {
@@ -115,7 +119,7 @@ export async function openLoop(base: string, o: OpenLoopOptions): Promise<Answer
         lastTick = now;
         o.tick?.((now - t0) / 1000);
       }
-      await sleep(Math.max(0, Math.min(next, end) - performance.now()));
+      await sleep(Math.max(0, Math.min(next, end, performance.now() + 100) - performance.now()));
     }
     await Promise.all([...pending]);
   } finally {

@@ -9,6 +9,7 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Config } from '../../config.js';
 import { Errors } from '../errors.js';
+import { clientLeft, whenClosed } from '../closed.js';
 
 const SIGNAL = Symbol('mlp.clientGone');
 type Tracked = FastifyReply & { [SIGNAL]?: AbortController };
@@ -21,9 +22,8 @@ export function clientGone(reply: FastifyReply): AbortSignal {
     const c = new AbortController();
     ac = c;
     r[SIGNAL] = c;
-    if (reply.raw.destroyed && !reply.raw.writableFinished) c.abort();
-    else reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) c.abort();
+    whenClosed(reply, () => {
+      if (clientLeft(reply)) c.abort();
     });
   }
   return ac.signal;
@@ -38,8 +38,7 @@ async function limitsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
     if (!req.routeOptions.config?.inference) return;
     if (inflight >= max) throw Errors.OVERLOADED();
     inflight++;
-    // 'close' follows both a finished answer and a lost connection.
-    reply.raw.once('close', () => inflight--);
+    whenClosed(reply, () => inflight--);
   });
 
   app.decorate('admission', {

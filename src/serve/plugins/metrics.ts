@@ -6,6 +6,7 @@ import fp from 'fastify-plugin';
 import { Registry } from 'prom-client';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createMetrics, outcomeOf, type Metrics } from '../metrics.js';
+import { clientLeft, whenClosed } from '../closed.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -45,8 +46,8 @@ async function metricsPlugin(app: FastifyInstance): Promise<void> {
     req[COUNTED] = true;
     metrics.inflightRequests.inc();
     // The connection closed before the answer was sent: the client has gone (status 499, as nginx logs it).
-    reply.raw.once('close', () => {
-      if (reply.raw.writableFinished || !finish(req)) return;
+    whenClosed(reply, () => {
+      if (!clientLeft(reply) || !finish(req)) return;
       const route = req.routeOptions.url ?? 'unmatched';
       metrics.httpRequestDuration.observe({ route, method: req.method, status: '499' }, reply.elapsedTime / 1000);
       if (!req.routeOptions.config?.inference) return;

@@ -15,6 +15,7 @@ import { Errors } from '../errors.js';
 import { InferencePool, type PoolLogger } from '../worker-pool.js';
 import type { WorkerInit } from '../worker-protocol.js';
 import { relativeToRepo, scanRepository, type ModelVersionDir, type SkippedModel } from '../model-repo.js';
+import { whenClosed } from '../closed.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -418,8 +419,7 @@ async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
           holder[LEASED] = true;
           const gen = current;
           gen.leases++;
-          // 'close' follows both a finished answer and a connection lost before it.
-          reply.raw.once('close', () => release(gen));
+          whenClosed(reply, () => release(gen));
         }
       }
       return model as LoadedModel & { batcher: Batcher };
