@@ -114,8 +114,9 @@ describe('served embeddings', () => {
 describe('a service shedding load', () => {
   let server: Running;
   beforeAll(async () => {
-    // A queue of 16 images and batches that wait 300 ms for company: of 6 concurrent 8-image requests, only two fit.
-    server = await startApp({ MODELS_DIR: dir, QUEUE_MAX: '16', BATCH_MAX_SIZE: '64', BATCH_MAX_DELAY_MS: '300' });
+    // A queue of 16 images and batches that wait 300 ms for company (the fixed policy: the adaptive one would not
+    // wait): of 6 concurrent 8-image requests, only two fit.
+    server = await startApp({ MODELS_DIR: dir, QUEUE_MAX: '16', BATCH_MAX_SIZE: '64', BATCH_MAX_DELAY_MS: '300', BATCH_POLICY: 'fixed' });
   });
   afterAll(async () => {
     await server?.close();
