@@ -29,6 +29,7 @@ ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     MODELS_DIR=/app/models \
     EXECUTION_PROVIDERS=cpu \
+    MALLOC_MMAP_THRESHOLD_=131072 \
     npm_config_cache=/tmp/.npm \
     npm_config_update_notifier=false
 WORKDIR /app

@@ -85,6 +85,10 @@ export interface Config {
   modelLoadPolicy: ModelLoadPolicy;
   /** Newest versions served per model (models/NAME/VERSION/); the newest answers unless a request pins one. */
   maxModelVersions: number;
+  /** glibc's malloc mmap threshold in bytes, or undefined for glibc's dynamic one. Only readable here: glibc reads
+   *  it at process start. Fixed (the image sets 131072), large buffers go back to the system when freed; with the
+   *  dynamic threshold, resident memory grew by ~100 MB per hot reload under traffic (measured). */
+  mallocMmapThreshold: number | undefined;
 }
 
 /** Every environment variable this module reads (the k8s manifests are checked against this list). */
@@ -122,6 +126,7 @@ export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
   'MAX_INFLIGHT_REQUESTS',
   'MODEL_LOAD_POLICY',
   'MAX_MODEL_VERSIONS',
+  'MALLOC_MMAP_THRESHOLD_',
 ]);
 
 /** A variable with a bad value; the message names it and says what is accepted. */
@@ -272,6 +277,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     maxInflightRequests: int(env, 'MAX_INFLIGHT_REQUESTS', 256, 1, 1_000_000),
     modelLoadPolicy: loadPolicy(env),
     maxModelVersions: int(env, 'MAX_MODEL_VERSIONS', 2, 1, 1000),
+    mallocMmapThreshold: raw(env, 'MALLOC_MMAP_THRESHOLD_') === undefined ? undefined : int(env, 'MALLOC_MMAP_THRESHOLD_', 0, 0, 32 * 1024 * 1024),
   };
   return Object.freeze(config);
 }

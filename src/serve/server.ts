@@ -20,6 +20,8 @@ async function main(): Promise<void> {
   let app;
   try {
     app = await buildApp(config);
+    if (config.mallocMmapThreshold === undefined)
+      app.log.warn('MALLOC_MMAP_THRESHOLD_ is not set: with glibc\'s dynamic threshold, resident memory can grow with every hot model reload; the image sets 131072');
     await app.ready();
   } catch (err) {
     // Bad model cards, a missing MODELS_DIR, an unknown DEFAULT_MODEL: say which, and stop.

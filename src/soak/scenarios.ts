@@ -84,7 +84,8 @@ function row(scenario: string, load: string, answers: Answer[], rss: number, ext
   return { scenario, load, inputs: t.sent, lost: t.lost, fiveXX, shed, p99Ms: t.p99, rssMb: rss, pass, note: [...problems, extra.note ?? ''].filter(Boolean).join('; ') };
 }
 
-const env = (ctx: SoakContext, more: Record<string, string> = {}) => ({ EXECUTION_PROVIDERS: 'cpu', ADMIN_API_KEYS: ctx.adminKey, ...more });
+// As the image runs it (Dockerfile ENV): with glibc's fixed mmap threshold, freed model weights return to the system.
+const env = (ctx: SoakContext, more: Record<string, string> = {}) => ({ EXECUTION_PROVIDERS: 'cpu', ADMIN_API_KEYS: ctx.adminKey, MALLOC_MMAP_THRESHOLD_: '131072', ...more });
 
 /** capacity + overload + fuzz + transport share one server: the later scenarios run on a server that was hammered. */
 export async function mainServer(ctx: SoakContext): Promise<ServerProcess> {

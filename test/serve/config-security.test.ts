@@ -21,6 +21,7 @@ describe('security and model-management configuration', () => {
       MAX_INFLIGHT_REQUESTS: '64',
       MODEL_LOAD_POLICY: 'Skip-Bad',
       MAX_MODEL_VERSIONS: '3',
+      MALLOC_MMAP_THRESHOLD_: '131072',
     });
     expect(c).toMatchObject({
       apiKeys: [KEY, 'j'.repeat(20)],
@@ -35,6 +36,7 @@ describe('security and model-management configuration', () => {
       maxInflightRequests: 64,
       modelLoadPolicy: 'skip-bad',
       maxModelVersions: 3,
+      mallocMmapThreshold: 131072,
     });
     expect(Object.isFrozen(c.apiKeys)).toBe(true);
     expect(loadConfig({ CORS_ORIGINS: '*' }).corsOrigins).toEqual(['*']);
@@ -55,6 +57,7 @@ describe('security and model-management configuration', () => {
     [{ MAX_INFLIGHT_REQUESTS: '0' }, 'MAX_INFLIGHT_REQUESTS', /between 1 and/],
     [{ MODEL_LOAD_POLICY: 'ignore' }, 'MODEL_LOAD_POLICY', /fail or skip-bad/],
     [{ MAX_MODEL_VERSIONS: '0' }, 'MAX_MODEL_VERSIONS', /between 1 and/],
+    [{ MALLOC_MMAP_THRESHOLD_: '64M' }, 'MALLOC_MMAP_THRESHOLD_', /integer/],
   ];
   for (const [env, variable, message] of bad) {
     it(`EXPECTED FAILURE - ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} names ${variable}`, () => {

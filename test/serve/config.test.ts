@@ -43,6 +43,7 @@ describe('loadConfig', () => {
       maxInflightRequests: 256,
       modelLoadPolicy: 'fail',
       maxModelVersions: 2,
+      mallocMmapThreshold: undefined,
     });
   });
 
