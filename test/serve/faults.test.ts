@@ -69,7 +69,7 @@ describe('the fuzz stream', () => {
 describe('a client that disconnects mid-request', () => {
   let srv: Running;
   beforeAll(async () => {
-    srv = await startApp({ MODELS_DIR: ctx.modelsDir, BATCH_POLICY: 'fixed', BATCH_MAX_DELAY_MS: '800', BATCH_MAX_SIZE: '64' });
+    srv = await startApp({ MODELS_DIR: ctx.modelsDir, BATCH_POLICY: 'fixed', BATCH_MAX_DELAY_MS: '1500', BATCH_MAX_SIZE: '64' });
   }, 60_000);
   afterAll(() => srv?.close());
 
@@ -81,11 +81,12 @@ describe('a client that disconnects mid-request', () => {
       );
     const ac = new AbortController();
     const leaving = Array.from({ length: 5 }, () => send(ac.signal));
-    await new Promise((r) => setTimeout(r, 200)); // decoded and queued, waiting for the 800 ms batch window
+    // Decoded and queued, waiting for the 1.5 s batch window.
+    for (let i = 0; i < 50 && sample(await metricsText(srv.base), 'mlp_queue_depth{model="soak"}') < 5; i++) await new Promise((r) => setTimeout(r, 20));
     expect(sample(await metricsText(srv.base), 'mlp_queue_depth{model="soak"}')).toBe(5);
     ac.abort();
     expect(await Promise.all(leaving)).toEqual(new Array(5).fill('left'));
-    await new Promise((r) => setTimeout(r, 1000)); // past the window: queued work would have run by now
+    await new Promise((r) => setTimeout(r, 1700)); // past the window: queued work would have run by now
     const text = await metricsText(srv.base);
     expect(sample(text, 'mlp_images_cancelled_total{model="soak"}')).toBe(5);
     expect(sample(text, 'mlp_rejections_total{model="soak",reason="client_gone"}')).toBe(5);
