@@ -2,9 +2,8 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config.js';
-import { readUpload } from '../inputs.js';
-import { clientGone } from '../plugins/limits.js';
-import { runImages, topK } from '../inference.js';
+import { topK } from '../inference.js';
+import { runUpload } from './run-upload.js';
 import { ClassifyQuery, ClassifyResponse, errorResponses } from '../schemas.js';
 
 export default async function classifyRoute(app: FastifyInstance, opts: { config: Readonly<Config> }): Promise<void> {
@@ -25,22 +24,10 @@ export default async function classifyRoute(app: FastifyInstance, opts: { config
       },
     },
     async (req, reply) => {
-      const model = app.models.resolve(req.query.model, req.query.version, reply);
-      req.modelName = model.name;
-      reply.header('x-model-version', model.version);
-      const upload = await readUpload(req, config);
-      const outs = await runImages(model, upload.images, {
-        maxPixels: config.maxPixels,
-        maxFrames: config.maxFrames,
-        allowVector: config.allowVectorImages,
-        signal: clientGone(reply),
-        timeoutMs: config.requestTimeoutMs,
-        remainingMs: () => config.requestTimeoutMs - reply.elapsedTime,
-        metrics: app.metrics,
-      });
+      const { model, multipart, outs } = await runUpload(app, req, reply, config);
       const labels = model.card.labels;
       const k = req.query.top_k ?? 5; // the schema's default fills it in; this only satisfies the type
-      if (!upload.multipart) return { model: model.name, predictions: topK(outs[0].logits, labels, k) };
+      if (!multipart) return { model: model.name, predictions: topK(outs[0].logits, labels, k) };
       return { model: model.name, results: outs.map((o) => ({ predictions: topK(o.logits, labels, k) })) };
     },
   );

@@ -2,9 +2,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config.js';
-import { readUpload } from '../inputs.js';
-import { clientGone } from '../plugins/limits.js';
-import { runImages } from '../inference.js';
+import { runUpload } from './run-upload.js';
 import { EmbedResponse, ModelQuery, errorResponses } from '../schemas.js';
 
 export default async function embedRoute(app: FastifyInstance, opts: { config: Readonly<Config> }): Promise<void> {
@@ -24,21 +22,9 @@ export default async function embedRoute(app: FastifyInstance, opts: { config: R
       },
     },
     async (req, reply) => {
-      const model = app.models.resolve(req.query.model, req.query.version, reply);
-      req.modelName = model.name;
-      reply.header('x-model-version', model.version);
-      const upload = await readUpload(req, config);
-      const outs = await runImages(model, upload.images, {
-        maxPixels: config.maxPixels,
-        maxFrames: config.maxFrames,
-        allowVector: config.allowVectorImages,
-        signal: clientGone(reply),
-        timeoutMs: config.requestTimeoutMs,
-        remainingMs: () => config.requestTimeoutMs - reply.elapsedTime,
-        metrics: app.metrics,
-      });
+      const { model, multipart, outs } = await runUpload(app, req, reply, config);
       const dim = model.card.embeddingDim;
-      if (!upload.multipart) return { model: model.name, dim, embedding: Array.from(outs[0].embedding) };
+      if (!multipart) return { model: model.name, dim, embedding: Array.from(outs[0].embedding) };
       return { model: model.name, dim, embeddings: outs.map((o) => Array.from(o.embedding)) };
     },
   );
