@@ -95,10 +95,11 @@ export interface TrainOptions {
   command?: string;
   /**
    * Start from these weights instead of a fresh init (fine-tuning: a trained body with a new head). `from` is
-   * recorded in the card, whose provenance becomes `finetuned`; `normalization` (the pretrained model's) replaces
-   * the data set's, so the body sees inputs scaled as in pre-training.
+   * recorded in the card, whose provenance becomes `finetuned`.
    */
-  init?: { weights: MlpWeights; from: string; normalization?: Normalization };
+  init?: { weights: MlpWeights; from: string };
+  /** Input normalisation instead of the data set's (fine-tuning keeps the pretrained model's). */
+  normalization?: Normalization;
   /** Multiplier of lr for everything but the head (fine-tuning: 0.1, the paper's). Default 1. */
   bodyLrScale?: number;
 }
@@ -338,7 +339,7 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
   const trainData = await prepareSplit(source.train, geo, cacheOpts(`${source.name} ${source.train.split}`, o.maxExamples));
   const testData = await prepareSplit(source.test, geo, cacheOpts(`${source.name} ${source.test.split}`, o.maxEvalExamples));
   const classes = source.train.classes.length;
-  const norm = o.init?.normalization ?? chooseNormalization(source.normalization, trainData.meta.stats, o.channels);
+  const norm = o.normalization ?? chooseNormalization(source.normalization, trainData.meta.stats, o.channels);
 
   // --- Model and engine: fresh, or exactly where a checkpoint left off.
   const { depth, width } = parseArch(o.arch);
