@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { openDataSource } from '../src/data/resolve.js';
 import { servedAccuracy } from '../src/probe/classify.js';
+import { num } from '../src/util/cli.js';
 
 const USAGE = 'usage: npm run eval:served -- --url URL --data SET [--model NAME] [--limit N] [--concurrency N]';
 const { values } = parseArgs({
@@ -21,17 +22,15 @@ if (values.help || !values.url || !values.data) {
   console.error(values.help ? USAGE : `--url and --data are required\n${USAGE}`);
   process.exit(values.help ? 0 : 2);
 }
-const positive = (flag: string, v: string | undefined): number | undefined => {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`--${flag} must be a whole number ≥ 1, got "${v}"`);
-    process.exit(2);
-  }
-  return n;
-};
-const limit = positive('limit', values.limit);
-const concurrency = positive('concurrency', values.concurrency);
+let limit: number | undefined;
+let concurrency: number | undefined;
+try {
+  limit = values.limit === undefined ? undefined : num('limit', values.limit, 0, { integer: true, min: 1 });
+  concurrency = num('concurrency', values.concurrency, 16, { integer: true, min: 1 });
+} catch (err) {
+  console.error(`${(err as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
 const src = await openDataSource(values.data);
 const t0 = performance.now();
 const r = await servedAccuracy(src.test, {

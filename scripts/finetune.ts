@@ -10,6 +10,7 @@ import { DEFAULT_FINETUNE as D, finetune, type FinetuneOptions } from '../src/fi
 import { ENGINE_CHOICES, type EngineChoice } from '../src/train/engines/index.js';
 import { formatDuration, terminalReporter } from '../src/train/progress.js';
 import type { TrainResult } from '../src/train/train.js';
+import { UsageError, isUsageError, num, shellQuote } from '../src/util/cli.js';
 
 const USAGE = `Usage: npm run finetune -- --from <model dir> --data <set> --out <models dir> [options]
 
@@ -33,18 +34,6 @@ const USAGE = `Usage: npm run finetune -- --from <model dir> --data <set> --out 
   --compare-scratch       also train the same recipe from random init (same budget) and compare
   --json <file>           write the result(s) as JSON
 `;
-
-class UsageError extends Error {}
-
-function num(name: string, v: string | undefined, fallback: number, integer = false): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)))
-    throw new UsageError(`--${name} "${v}" is not a${integer ? ' whole' : ''} number`);
-  return n;
-}
-
-const shellQuote = (a: string) => (/^[A-Za-z0-9_./:=,@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 
 function summary(r: TrainResult) {
   const last = r.evals.at(-1);
@@ -83,17 +72,17 @@ async function main(argv: string[]): Promise<void> {
     data: v.data!,
     out: resolve(v.out!),
     name: v.name,
-    epochs: num('epochs', v.epochs, D.epochs, true),
+    epochs: num('epochs', v.epochs, D.epochs, { integer: true }),
     lr: num('lr', v.lr, D.lr),
     bodyLrScale: num('body-lr-scale', v['body-lr-scale'], D.bodyLrScale),
     labelSmoothing: num('label-smoothing', v['label-smoothing'], D.labelSmoothing),
-    batchSize: num('batch-size', v['batch-size'], D.batchSize, true),
+    batchSize: num('batch-size', v['batch-size'], D.batchSize, { integer: true }),
     weightDecay: num('wd', v.wd, D.weightDecay),
     mixup: num('mixup', v.mixup, D.mixup),
-    augment: { ...D.augment, flip: v.flip === true, translate: num('translate', v.translate, 0, true) },
-    seed: num('seed', v.seed, D.seed, true),
-    maxExamples: v['max-examples'] ? num('max-examples', v['max-examples'], 0, true) : undefined,
-    maxEvalExamples: v['max-eval-examples'] ? num('max-eval-examples', v['max-eval-examples'], 0, true) : undefined,
+    augment: { ...D.augment, flip: v.flip === true, translate: num('translate', v.translate, 0, { integer: true }) },
+    seed: num('seed', v.seed, D.seed, { integer: true }),
+    maxExamples: v['max-examples'] ? num('max-examples', v['max-examples'], 0, { integer: true }) : undefined,
+    maxEvalExamples: v['max-eval-examples'] ? num('max-eval-examples', v['max-eval-examples'], 0, { integer: true }) : undefined,
     engine,
     command,
   };
@@ -119,7 +108,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+  if (isUsageError(err)) {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
     process.exit(2);
   }

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { DatasetMissingError } from '../src/data/resolve.js';
 import { countBar } from '../src/probe/progress.js';
 import { probeTable, resolveModelDir, runProbe, type FeatureSource, type ProbeReport } from '../src/probe/probe.js';
+import { isUsageError, num, UsageError } from '../src/util/cli.js';
 
 const USAGE = `Usage: npm run probe -- --data <set> (--url <service> | --local) --model <name|dir> [options]
 
@@ -29,14 +30,6 @@ Options
   --json <file>          also write the reports as JSON
 `;
 
-class UsageError extends Error {}
-
-function int(name: string, v: string | undefined, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new UsageError(`--${name} "${v}" is not a whole number ≥ 1`);
-  return Number(v);
-}
-
 async function main(argv: string[]): Promise<void> {
   const s = { type: 'string' } as const;
   const b = { type: 'boolean' } as const;
@@ -53,7 +46,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (!v.data) throw new UsageError('--data is required');
-  const seed = v.seed === undefined ? 0 : int('seed', v.seed, 0);
+  const seed = v.seed === undefined ? 0 : num('seed', v.seed, 0, { integer: true, min: 1 });
   const modelsDir = v['models-dir'] ?? process.env.MODELS_DIR ?? 'models';
   const modelDir = (): string => {
     if (!v.model) throw new UsageError('--model is required for local, random-init and compare runs');
@@ -69,8 +62,8 @@ async function main(argv: string[]): Promise<void> {
     kind: 'served',
     url: v.url!,
     model: v.model,
-    batchSize: int('batch-size', v['batch-size'], 32),
-    concurrency: int('concurrency', v.concurrency, 4),
+    batchSize: num('batch-size', v['batch-size'], 32, { integer: true, min: 1 }),
+    concurrency: num('concurrency', v.concurrency, 4, { integer: true, min: 1 }),
   });
 
   const modes = [v.url && !v.compare, v.local && !v.compare, v.pixels, v['random-init'], v.compare].filter(Boolean).length;
@@ -89,8 +82,8 @@ async function main(argv: string[]): Promise<void> {
     const name = source.kind === 'served' ? 'served' : source.kind;
     const r = await runProbe({
       data: v.data,
-      trainN: int('train-n', v['train-n'], 6000),
-      testN: int('test-n', v['test-n'], 10_000),
+      trainN: num('train-n', v['train-n'], 6000, { integer: true, min: 1 }),
+      testN: num('test-n', v['test-n'], 10_000, { integer: true, min: 1 }),
       source,
       probe: { seed },
       progress: (split) => {
@@ -110,7 +103,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+  if (isUsageError(err)) {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
     process.exit(2);
   }

@@ -22,6 +22,7 @@ import {
 } from '../src/scaling/sweep.js';
 import { ENGINE_CHOICES, type EngineChoice } from '../src/train/engines/index.js';
 import { formatDuration } from '../src/train/progress.js';
+import { UsageError, isUsageError, num, shellQuote, list } from '../src/util/cli.js';
 
 const USAGE = `Usage: npm run scaling -- --out <dir> [--archs a,b,...] [--examples n,m,...] [options]
 
@@ -47,25 +48,6 @@ Run
   --report-only         fit and plot the rows already in <out>/runs.jsonl, train nothing
 `;
 
-class UsageError extends Error {}
-
-function list<T>(name: string, v: string | undefined, fallback: readonly T[], parse: (s: string) => T): T[] {
-  if (v === undefined) return [...fallback];
-  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
-  if (items.length === 0) throw new UsageError(`--${name} is empty`);
-  return items.map(parse);
-}
-
-function num(name: string, v: string | undefined, fallback: number, integer = false): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)))
-    throw new UsageError(`--${name} "${v}" is not a${integer ? ' whole' : ''} number`);
-  return n;
-}
-
-const shellQuote = (a: string) => (/^[A-Za-z0-9_./:=,@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
-
 async function main(argv: string[]): Promise<void> {
   const s = { type: 'string' } as const;
   const b = { type: 'boolean' } as const;
@@ -88,22 +70,22 @@ async function main(argv: string[]): Promise<void> {
     parseArch(a);
     return a;
   });
-  const examples = list('examples', v.examples, DEFAULT_EXAMPLES, (e) => num('examples', e, 0, true));
-  const channels = num('channels', v.channels, R.channels, true);
+  const examples = list('examples', v.examples, DEFAULT_EXAMPLES, (e) => num('examples', e, 0, { integer: true }));
+  const channels = num('channels', v.channels, R.channels, { integer: true });
   if (channels !== 1 && channels !== 3) throw new UsageError('--channels must be 1 or 3');
   const engine = (v.engine ?? 'auto') as EngineChoice;
   if (!ENGINE_CHOICES.includes(engine)) throw new UsageError(`--engine must be one of ${ENGINE_CHOICES.join(', ')}`);
   const recipe: SweepRecipe = {
     ...R,
     data: v.data ?? R.data,
-    size: num('size', v.size, R.size, true),
+    size: num('size', v.size, R.size, { integer: true }),
     channels,
     lr: num('lr', v.lr, R.lr),
     weightDecay: num('wd', v.wd, R.weightDecay),
-    batchSize: num('batch-size', v['batch-size'], R.batchSize, true),
+    batchSize: num('batch-size', v['batch-size'], R.batchSize, { integer: true }),
     labelSmoothing: num('label-smoothing', v['label-smoothing'], R.labelSmoothing),
-    seed: num('seed', v.seed, R.seed, true),
-    ...(v['eval-n'] ? { evalExamples: num('eval-n', v['eval-n'], 0, true) } : {}),
+    seed: num('seed', v.seed, R.seed, { integer: true }),
+    ...(v['eval-n'] ? { evalExamples: num('eval-n', v['eval-n'], 0, { integer: true }) } : {}),
   };
   if (v['fixed-lr']) delete recipe.lrReferenceWidth;
   const command = `npm run scaling -- ${argv.map(shellQuote).join(' ')}`;
@@ -175,7 +157,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+  if (isUsageError(err)) {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
     process.exit(2);
   }

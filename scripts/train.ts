@@ -6,6 +6,7 @@ import { DatasetMissingError } from '../src/data/resolve.js';
 import { ENGINE_CHOICES, type EngineChoice } from '../src/train/engines/index.js';
 import { terminalReporter } from '../src/train/progress.js';
 import { DEFAULT_TRAIN_OPTIONS as D, train, type TrainOptions } from '../src/train/train.js';
+import { UsageError, num, shellQuote } from '../src/util/cli.js';
 
 const USAGE = `Usage: npm run train -- --data <set> --arch B_<depth>-Wi_<width> --epochs <n> --out <models dir> [options]
 
@@ -43,23 +44,12 @@ Run
   --log-every <steps>     train-loss log/plot interval (default ${D.logEvery})
 `;
 
-class UsageError extends Error {}
-
-function num(name: string, v: string | undefined, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} "${v}" is not a number`);
-  return n;
-}
-
 function pair(name: string, v: string | undefined, fallback: readonly [number, number]): [number, number] {
   if (v === undefined) return [...fallback];
   const parts = v.split(',').map(Number);
   if (parts.length !== 2 || parts.some((p) => !Number.isFinite(p))) throw new UsageError(`--${name} "${v}" is not <lo>,<hi>`);
   return [parts[0], parts[1]];
 }
-
-const shellQuote = (a: string) => (/^[A-Za-z0-9_./:=,@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 
 function parseTrainArgs(argv: string[]): TrainOptions {
   // `--resume` may stand alone: give it the value "true" so parseArgs' string option accepts it.
