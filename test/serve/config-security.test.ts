@@ -2,7 +2,8 @@
 // value, and no secret ever echoed in an error message.
 
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
+import { expectConfigError } from './helpers.js';
 
 const KEY = 'k'.repeat(16);
 
@@ -61,17 +62,9 @@ describe('security and model-management configuration', () => {
   ];
   for (const [env, variable, message] of bad) {
     it(`EXPECTED FAILURE - ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} names ${variable}`, () => {
-      let err: unknown;
-      try {
-        loadConfig(env);
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(ConfigError);
-      expect((err as ConfigError).variable).toBe(variable);
-      expect((err as Error).message).toMatch(message);
+      const err = expectConfigError(env, variable, message);
       // A key is a secret: the message points at it by position, never by value.
-      if (variable.endsWith('API_KEYS')) for (const k of env[variable].split(',')) expect((err as Error).message).not.toContain(k.trim());
+      if (variable.endsWith('API_KEYS')) for (const k of env[variable].split(',')) expect(err.message).not.toContain(k.trim());
     });
   }
 });

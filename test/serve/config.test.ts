@@ -3,7 +3,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { availableParallelism } from 'node:os';
-import { CONFIG_ENV_VARS, ConfigError, defaultIntraOpThreads, loadConfig } from '../../src/config.js';
+import { CONFIG_ENV_VARS, defaultIntraOpThreads, loadConfig } from '../../src/config.js';
+import { expectConfigError } from './helpers.js';
 
 describe('loadConfig', () => {
   it('has the documented defaults', () => {
@@ -145,16 +146,7 @@ describe('loadConfig', () => {
   ];
   for (const [env, variable, message] of bad) {
     it(`EXPECTED FAILURE - ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} names ${variable}`, () => {
-      let err: unknown;
-      try {
-        loadConfig(env);
-      } catch (e) {
-        err = e;
-      }
-      expect(err).toBeInstanceOf(ConfigError);
-      expect((err as ConfigError).variable).toBe(variable);
-      expect((err as Error).message.startsWith(`${variable} `)).toBe(true);
-      expect((err as Error).message).toMatch(message);
+      expectConfigError(env, variable, message);
     });
   }
 });

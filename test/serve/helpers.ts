@@ -10,7 +10,8 @@ import { crc32, deflateSync } from 'node:zlib';
 import ort from 'onnxruntime-node';
 import sharp, { type Sharp } from 'sharp';
 import type { FastifyInstance } from 'fastify';
-import { loadConfig, type Config } from '../../src/config.js';
+import { expect } from 'vitest';
+import { ConfigError, loadConfig, type Config } from '../../src/config.js';
 import { buildApp } from '../../src/serve/app.js';
 import { writeRandomModel, type RandomModelOptions } from '../../src/onnx/random.js';
 import { decodeToChw, normalizeChw } from '../../src/data/preprocess.js';
@@ -202,4 +203,22 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): P
   } finally {
     clearTimeout(t);
   }
+}
+
+/**
+ * Asserts that loadConfig(env) refuses the settings with a ConfigError naming `variable` first in its message and
+ * matching `message`; returns the error for further checks.
+ */
+export function expectConfigError(env: Record<string, string>, variable: string, message: RegExp): ConfigError {
+  let err: unknown;
+  try {
+    loadConfig(env);
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(ConfigError);
+  expect((err as ConfigError).variable).toBe(variable);
+  expect((err as Error).message.startsWith(`${variable} `)).toBe(true);
+  expect((err as Error).message).toMatch(message);
+  return err as ConfigError;
 }
