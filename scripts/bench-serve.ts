@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from '../src/config.js';
 import { inputDim, readCard, type ModelCard } from '../src/model/card.js';
-import { writeRandomModel } from '../src/onnx/random.js';
+import { writeRandomModel } from '../src/export/random.js';
 import { decodeRate, onnxRate, openBoundSession, servingBound, type Rate } from '../src/bench/bound.js';
 import { fashionMnistImage, jpeg500, png28 } from '../src/bench/images.js';
 import { closedLoop, openLoop, percentile, type LoadResult, type Upload } from '../src/bench/load.js';

@@ -4,7 +4,7 @@
 
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeRandomModel, type LabelSet } from '../src/onnx/random.js';
+import { writeRandomModel, type LabelSet } from '../src/export/random.js';
 
 const USAGE =
   'usage: npm run export:random -- --arch B_<d>-Wi_<w> --out DIR [--name N] [--classes 10] [--size 64] ' +

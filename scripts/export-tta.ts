@@ -3,7 +3,7 @@
 //   npm run export:tta -- --from DIR --tta flip,shift:2 --out DIR [--data fashion-mnist]
 
 import { parseArgs } from 'node:util';
-import { exportWithTta } from '../src/onnx/tta-export.js';
+import { exportWithTta } from '../src/export/tta-export.js';
 
 const USAGE = 'usage: npm run export:tta -- --from MODEL_DIR --tta flip|shift:N|flip,shift:N --out MODEL_DIR [--data SET]';
 

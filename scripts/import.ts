@@ -11,7 +11,7 @@ import {
   parseLabelsFile,
   type PaperDataset,
   type ReferenceConfig,
-} from '../src/onnx/import-torch.js';
+} from '../src/import/import-torch.js';
 
 const USAGE =
   'usage: npm run import -- --checkpoint FILE [--config FILE] --arch B_<d>-Wi_<w> ' +

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { preprocessImage, type InputGeometry, type Normalization } from '../data/preprocess.js';
-import { sessionOptions } from '../onnx/session.js';
+import { sessionOptions } from '../serve/session.js';
 
 export interface Rate {
   /** Images per second with every core on it. */

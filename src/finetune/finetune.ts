@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { openDataSource } from '../data/resolve.js';
 import { ONNX_FILE, readCard, type ModelCard } from '../model/card.js';
 import { initWeights, type MlpConfig, type MlpWeights } from '../model/mlp.js';
-import { configFromCard, readOnnxWeights } from '../onnx/export.js';
+import { configFromCard, readOnnxWeights } from '../export/export.js';
 import { resolveModelDir } from '../probe/probe.js';
 import type { AugmentOptions } from '../train/augment.js';
 import type { EngineChoice } from '../train/engines/index.js';

@@ -10,7 +10,7 @@ import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { readCard, inputDim, ONNX_FILE, type ModelCard } from '../model/card.js';
 import { decodeToChw, normalizeChw, type ImageInput, type InputGeometry, type RawImage } from '../data/preprocess.js';
-import { EMBEDDING_NAME, INPUT_NAME } from '../onnx/export.js';
+import { EMBEDDING_NAME, INPUT_NAME } from '../export/export.js';
 import type { FeatureMatrix } from './logreg.js';
 
 /** A numbered list of images, fetched on demand (a data set, or a subset of one). */

@@ -9,7 +9,7 @@ import { openDataSource } from '../data/resolve.js';
 import type { Dataset } from '../data/dataset.js';
 import { CARD_FILE, readCard, ONNX_FILE } from '../model/card.js';
 import { initWeights } from '../model/mlp.js';
-import { buildCard, configFromCard, writeModelDir } from '../onnx/export.js';
+import { buildCard, configFromCard, writeModelDir } from '../export/export.js';
 import { compareVersions } from '../serve/model-repo.js';
 import { localEmbeddings, pixelFeatures, servedEmbeddings, type ImageList, type OnProgress } from './embeddings.js';
 import { evaluateProbe, fitProbe, type FeatureMatrix, type ProbeOptions } from './logreg.js';

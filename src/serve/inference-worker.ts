@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
-import { GpuUnavailableError, openSession } from '../onnx/session.js';
+import { GpuUnavailableError, openSession } from './session.js';
 import type { ExecutionProvider } from '../config.js';
 import type { FromWorker, ToWorker, WorkerInit, WorkerModel } from './worker-protocol.js';
 

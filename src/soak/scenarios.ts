@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { loadConfig } from '../config.js';
 import { buildApp } from '../serve/app.js';
-import { writeRandomModel } from '../onnx/random.js';
+import { writeRandomModel } from '../export/random.js';
 import { delta, startServer, type ServerProcess } from '../bench/server-process.js';
 import { fuzzCase, makeSeeds, type FuzzTarget } from './fuzz.js';
 import { RssSampler, closedLoop, openLoop, send, tally, type Answer, type Request } from './traffic.js';

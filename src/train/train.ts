@@ -10,7 +10,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, writeFile, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { buildCard, writeModelDir } from '../onnx/export.js';
+import { buildCard, writeModelDir } from '../export/export.js';
 import type { ModelCard } from '../model/card.js';
 import {
   archName,

@@ -18,7 +18,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { CONFIG_ENV_VARS } from '../../src/config.js';
-import { writeRandomModel } from '../../src/onnx/random.js';
+import { writeRandomModel } from '../../src/export/random.js';
 import { parseDockerfile } from './lib/dockerfile.js';
 import { renderKustomization, type K8sObject } from './lib/kustomize.js';
 import { freePort, hasFiniteValue, Prometheus, waitFor, type RuleState } from './lib/prometheus.js';

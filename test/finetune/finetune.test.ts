@@ -13,7 +13,7 @@ import { openDataSource } from '../../src/data/resolve.js';
 import type { RawImage } from '../../src/data/preprocess.js';
 import { DEFAULT_FINETUNE, finetune, loadModel, replaceHead, type FinetuneOptions } from '../../src/finetune/finetune.js';
 import type { Linear } from '../../src/model/mlp.js';
-import { writeRandomModel } from '../../src/onnx/random.js';
+import { writeRandomModel } from '../../src/export/random.js';
 import { startApp } from '../serve/helpers.js';
 
 const run = promisify(execFile);

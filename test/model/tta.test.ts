@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forwardReference, initWeights, type MlpConfig } from '../../src/model/mlp.js';
 import { forwardReferenceTta, parseTtaSpec, viewSourceIndex } from '../../src/model/tta.js';
 import { genericLabels } from '../../src/data/labels.js';
-import { buildCard, exportOnnx } from '../../src/onnx/export.js';
+import { buildCard, exportOnnx } from '../../src/export/export.js';
 import { createRng, normal } from '../../src/util/rng.js';
 
 let dir: string;

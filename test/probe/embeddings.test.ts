@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDataSource } from '../../src/data/resolve.js';
 import type { DataSource } from '../../src/data/dataset.js';
-import { writeRandomModel } from '../../src/onnx/random.js';
+import { writeRandomModel } from '../../src/export/random.js';
 import {
   EmbedRequestError,
   localEmbeddings,

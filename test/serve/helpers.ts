@@ -13,7 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { expect } from 'vitest';
 import { ConfigError, loadConfig, type Config } from '../../src/config.js';
 import { buildApp } from '../../src/serve/app.js';
-import { writeRandomModel, type RandomModelOptions } from '../../src/onnx/random.js';
+import { writeRandomModel, type RandomModelOptions } from '../../src/export/random.js';
 import { decodeToChw, normalizeChw } from '../../src/data/preprocess.js';
 import { parseIdx } from '../../src/data/idx.js';
 import type { ModelCard } from '../../src/model/card.js';

@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { GpuUnavailableError, openSession, sessionOptions } from '../../src/onnx/session.js';
+import { GpuUnavailableError, openSession, sessionOptions } from '../../src/serve/session.js';
 import { InferencePool, WorkerCrashedError } from '../../src/serve/worker-pool.js';
 import type { WorkerInit } from '../../src/serve/worker-protocol.js';
 import { makeModels, type TempModels } from './helpers.js';

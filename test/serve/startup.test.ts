@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { buildApp } from '../../src/serve/app.js';
-import { openSession } from '../../src/onnx/session.js';
+import { openSession } from '../../src/serve/session.js';
 import { encodePattern, makeModels, postImage, startApp, type TempModels } from './helpers.js';
 
 let src: TempModels;

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readOnnxWeights } from '../../src/onnx/export.js';
+import { readOnnxWeights } from '../../src/export/export.js';
 import { DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../../src/train/train.js';
 
 let root: string;

@@ -18,7 +18,7 @@
 //             (the head with lr, everything else with lr·bodyLrScale)
 
 import { LAYER_NORM_EPS, hiddenDim, type MlpConfig } from '../../model/mlp.js';
-import { IR_VERSION, PRODUCER, node, valueInfo as floatInfo } from '../../onnx/export.js';
+import { IR_VERSION, PRODUCER, node, valueInfo as floatInfo } from '../../export/export.js';
 import {
   AttributeType,
   DataType,
@@ -27,7 +27,7 @@ import {
   type NodeMsg,
   type TensorMsg,
   type ValueInfoMsg,
-} from '../../onnx/onnx-proto.js';
+} from '../../export/onnx-proto.js';
 
 export const TRAIN_OPSET = 17;
 

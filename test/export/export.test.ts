@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forwardReference, initWeights, namedTensors, type MlpConfig, type MlpWeights } from '../../src/model/mlp.js';
 import { readCard, ONNX_FILE, type ModelCard } from '../../src/model/card.js';
 import { genericLabels, NORMALIZATIONS } from '../../src/data/labels.js';
-import { buildCard, exportOnnx, readOnnxWeights, writeModelDir } from '../../src/onnx/export.js';
-import { decodeModel } from '../../src/onnx/onnx-proto.js';
+import { buildCard, exportOnnx, readOnnxWeights, writeModelDir } from '../../src/export/export.js';
+import { decodeModel } from '../../src/export/onnx-proto.js';
 import { createRng, normal } from '../../src/util/rng.js';
 
 const run = promisify(execFile);

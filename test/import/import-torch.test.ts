@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CIFAR100_LABELS, CIFAR10_LABELS } from '../../src/data/labels.js';
 import { decodeToChw, normalizeChw, preprocessImage } from '../../src/data/preprocess.js';
 import { ONNX_FILE, readCard, type ModelCard } from '../../src/model/card.js';
-import { CheckpointMismatchError, PAPER_DATASETS, importCheckpoint, parseLabelsFile } from '../../src/onnx/import-torch.js';
-import { TorchCheckpointError, readTorchStateDict, unpickle } from '../../src/onnx/torch-checkpoint.js';
+import { CheckpointMismatchError, PAPER_DATASETS, importCheckpoint, parseLabelsFile } from '../../src/import/import-torch.js';
+import { TorchCheckpointError, readTorchStateDict, unpickle } from '../../src/import/torch-checkpoint.js';
 import { makeTorchFixtures, parityImages, prepareImportedParityModel, type ParityImage, type TorchFixture } from '../fixtures/torch-parity.js';
 
 const run = promisify(execFile);

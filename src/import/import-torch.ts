@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { CIFAR100_LABELS, CIFAR10_LABELS, NORMALIZATIONS } from '../data/labels.js';
 import { hiddenDim, parseArch, type Linear, type MlpConfig, type MlpWeights } from '../model/mlp.js';
 import type { ModelCard } from '../model/card.js';
-import { buildCard, writeModelDir } from './export.js';
+import { buildCard, writeModelDir } from '../export/export.js';
 import { readTorchStateDict, tensorToFloat32, type TorchStateDict } from './torch-checkpoint.js';
 
 export type PaperDataset = 'cifar10' | 'cifar100' | 'imagenet' | 'in21k';
