@@ -1,6 +1,8 @@
 // The service's whole configuration: one typed, frozen object read from the environment once at start-up.
-// Every variable is validated here, and a bad value fails start-up with a message naming the variable, so nothing
-// deeper in the code ever sees a string it has to re-check.
+// SETTINGS below is the single source: each row names its variable, parses and validates it, holds its default
+// and its documentation; the Config type, CONFIG_ENV_VARS, loadConfig and docs/configuration.md (`npm run
+// docs:config`) are all derived from it. A bad value fails start-up with a message naming the variable, so nothing
+// deeper in the code ever sees a string it has to re-check. To add a variable, add one row.
 
 import { availableParallelism } from 'node:os';
 
@@ -10,124 +12,6 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 export type BatchPolicyName = 'fixed' | 'adaptive';
 /** What a model that cannot be loaded does to start-up (and to a reload): stop it, or be skipped with a warning. */
 export type ModelLoadPolicy = 'fail' | 'skip-bad';
-
-export interface Config {
-  /** TCP port to listen on (0 picks a free one). Default 8080. */
-  port: number;
-  /** Interface to bind. Default 0.0.0.0. */
-  host: string;
-  /** Directory whose sub-directories each hold one model (model.onnx + model.json). Default `models`. */
-  modelsDir: string;
-  /** Model served when a request names none; undefined = the only model, else the first alphabetically. */
-  defaultModel: string | undefined;
-  /** Largest batch handed to onnxruntime; 1 turns batching off. Default 32. */
-  batchMaxSize: number;
-  /** Longest a request waits for companions, counted from the oldest queued request. Default 5 ms. */
-  batchMaxDelayMs: number;
-  /** `fixed`: a partial batch leaves BATCH_MAX_DELAY_MS after its oldest request; `adaptive`: it waits only while
-   *  the learned batch cost and arrival rate say more requests will join before LATENCY_TARGET_MS. Default adaptive (npm run bench:serve compares both). */
-  batchPolicy: BatchPolicyName;
-  /** adaptive: queue wait + batch run time an image should stay under. Default 20 ms. */
-  latencyTargetMs: number;
-  /** Images waiting per model beyond which requests are shed with 503 + Retry-After. Default 1024. */
-  queueMax: number;
-  /** Deadline of one request from arrival; past it the answer is 504. Default 10000 ms. */
-  requestTimeoutMs: number;
-  /** Providers tried in order; a GPU provider that cannot start falls back to the next one. Default cuda,cpu. */
-  executionProviders: readonly ExecutionProvider[];
-  /** Fail start-up instead of falling back to CPU when the GPU provider cannot start. Default false. */
-  requireGpu: boolean;
-  /** onnxruntime intra-op threads per session. Default: half the cores over INFERENCE_WORKERS, at least 1 (1 on a
-   *  2-core machine); see defaultIntraOpThreads. */
-  ortIntraOpThreads: number;
-  /** onnxruntime inter-op threads per session (only used by the parallel execution mode). Default 1. */
-  ortInterOpThreads: number;
-  /** worker_threads each holding a session per model; batches go to a free one. Default 1. */
-  inferenceWorkers: number;
-  /** libuv thread pool size (sharp decodes on it). Only readable here: libuv reads it from the environment
-   *  before any JavaScript runs, so it must be set where the process is started. Default 4 (libuv's). */
-  uvThreadpoolSize: number;
-  /** Largest request body: a raw image, or the sum of a multipart request's files. Default 10 MiB. */
-  maxBodyBytes: number;
-  /** Most file parts in one multipart request. Default 64. */
-  maxFiles: number;
-  /** Largest source image (width × height) decoded; larger ones are refused from their header. Default 40 MP. */
-  maxPixels: number;
-  /** After SIGTERM/SIGINT: time to finish accepted requests before exiting anyway. Default 10000 ms. */
-  shutdownGraceMs: number;
-  /** pino log level. Default info. */
-  logLevel: LogLevel;
-
-  // ------------------------------------------------------------------ security and limits (issue 7)
-  /** Keys accepted for inference and model metadata (Authorization: Bearer KEY, or X-API-Key). Empty = open. */
-  apiKeys: readonly string[];
-  /** Keys accepted for /admin routes (and for everything else). Empty = admin routes refused. */
-  adminApiKeys: readonly string[];
-  /** Requests per client (IP) per window; 0 turns rate limiting off. Default 0. */
-  rateLimitMax: number;
-  /** Rate-limit window. Default 60000 ms. */
-  rateLimitWindowMs: number;
-  /** Origins allowed by CORS (`*` for any); empty = no CORS headers at all. Default empty. */
-  corsOrigins: readonly string[];
-  /** Proxy hops whose X-Forwarded-For is trusted for the client IP (rate limiting); 0 = the socket's address. */
-  trustProxyHops: number;
-  /** Accept SVG/PDF (vector formats can reference other files); off by default. */
-  allowVectorImages: boolean;
-  /** Most frames (pages) an animated or multi-page image may declare; refused from the header. Default 1000. */
-  maxFrames: number;
-  /** Largest request head (request line + headers) in bytes; larger ones get 431. Default 16384. */
-  maxHeaderBytes: number;
-  /** Inference requests being read, decoded or queued at once; beyond it, 503 OVERLOADED. Default 256. */
-  maxInflightRequests: number;
-
-  // ------------------------------------------------------------------ model management (issue 7)
-  /** A model that fails to load: `fail` stops start-up (default), `skip-bad` serves the others. */
-  modelLoadPolicy: ModelLoadPolicy;
-  /** Newest versions served per model (models/NAME/VERSION/); the newest answers unless a request pins one. */
-  maxModelVersions: number;
-  /** glibc's malloc mmap threshold in bytes, or undefined for glibc's dynamic one. Only readable here: glibc reads
-   *  it at process start. Fixed (the image sets 131072), large buffers go back to the system when freed; with the
-   *  dynamic threshold, resident memory grew by ~100 MB per hot reload under traffic (measured). */
-  mallocMmapThreshold: number | undefined;
-}
-
-/** Every environment variable this module reads (the k8s manifests are checked against this list). */
-export const CONFIG_ENV_VARS: readonly string[] = Object.freeze([
-  'PORT',
-  'HOST',
-  'MODELS_DIR',
-  'DEFAULT_MODEL',
-  'BATCH_MAX_SIZE',
-  'BATCH_MAX_DELAY_MS',
-  'BATCH_POLICY',
-  'LATENCY_TARGET_MS',
-  'QUEUE_MAX',
-  'REQUEST_TIMEOUT_MS',
-  'EXECUTION_PROVIDERS',
-  'REQUIRE_GPU',
-  'ORT_INTRA_OP_THREADS',
-  'ORT_INTER_OP_THREADS',
-  'INFERENCE_WORKERS',
-  'UV_THREADPOOL_SIZE',
-  'MAX_BODY_BYTES',
-  'MAX_FILES',
-  'MAX_PIXELS',
-  'SHUTDOWN_GRACE_MS',
-  'LOG_LEVEL',
-  'API_KEYS',
-  'ADMIN_API_KEYS',
-  'RATE_LIMIT_MAX',
-  'RATE_LIMIT_WINDOW_MS',
-  'CORS_ORIGINS',
-  'TRUST_PROXY',
-  'ALLOW_VECTOR_IMAGES',
-  'MAX_FRAMES',
-  'MAX_HEADER_BYTES',
-  'MAX_INFLIGHT_REQUESTS',
-  'MODEL_LOAD_POLICY',
-  'MAX_MODEL_VERSIONS',
-  'MALLOC_MMAP_THRESHOLD_',
-]);
 
 /** A variable with a bad value; the message names it and says what is accepted. */
 export class ConfigError extends Error {
@@ -140,144 +24,317 @@ export class ConfigError extends Error {
   }
 }
 
-const PROVIDERS: readonly ExecutionProvider[] = ['cuda', 'cpu', 'webgpu', 'tensorrt'];
-const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-const MODEL_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
 type Env = Record<string, string | undefined>;
 
-function raw(env: Env, name: string): string | undefined {
+/** What a parser may look at besides its own value. */
+interface ParseContext {
+  env: Env;
+  cores: number;
+}
+
+/** How one kind of value is read, and how its default and accepted values read in the docs. */
+interface Kind<T> {
+  /** Reads the trimmed value (undefined when unset or blank); throws ConfigError naming `name`. */
+  parse(name: string, value: string | undefined, ctx: ParseContext): T;
+  /** The default as docs/configuration.md shows it. */
+  defaultDoc: string;
+  /** The accepted values as docs/configuration.md shows them. */
+  accepts: string;
+}
+
+/** Sections of docs/configuration.md, in order. */
+export const CONFIG_GROUPS = {
+  server: 'Server',
+  batching: 'Batching and deadlines',
+  inference: 'Inference (onnxruntime and threads)',
+  limits: 'Request limits',
+  security: 'Security',
+  models: 'Model management',
+} as const;
+
+/** One row of the table: a Kind plus the variable's name, section and meaning. */
+export interface Setting<T> extends Kind<T> {
+  env: string;
+  group: keyof typeof CONFIG_GROUPS;
+  /** What it does, for an operator (docs/configuration.md). */
+  doc: string;
+}
+
+function read(env: Env, name: string): string | undefined {
   const v = env[name];
   return v === undefined || v.trim() === '' ? undefined : v.trim();
 }
 
-function int(env: Env, name: string, def: number, min: number, max: number): number {
-  const v = raw(env, name);
-  if (v === undefined) return def;
+function checkInt(name: string, v: string, min: number, max: number): number {
   if (!/^-?\d+$/.test(v)) throw new ConfigError(name, `must be an integer, got "${v}"`);
   const n = Number(v);
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
   return n;
 }
 
-function bool(env: Env, name: string): boolean {
-  const v = raw(env, name)?.toLowerCase();
-  if (v === undefined || v === '0' || v === 'false' || v === 'no') return false;
-  if (v === '1' || v === 'true' || v === 'yes') return true;
-  throw new ConfigError(name, `must be 1/0 (or true/false), got "${v}"`);
+/** An integer in [min, max]; `def` is a number or computed from the context (documented by `defaultDoc`). */
+function int(def: number, min: number, max: number): Kind<number>;
+function int(def: (ctx: ParseContext) => number, min: number, max: number, defaultDoc: string): Kind<number>;
+function int(def: number | ((ctx: ParseContext) => number), min: number, max: number, defaultDoc?: string): Kind<number> {
+  return {
+    parse: (name, v, ctx) => (v === undefined ? (typeof def === 'number' ? def : def(ctx)) : checkInt(name, v, min, max)),
+    defaultDoc: defaultDoc ?? String(def),
+    accepts: `integer ${min}–${max}`,
+  };
 }
 
-function providers(env: Env): ExecutionProvider[] {
-  const v = raw(env, 'EXECUTION_PROVIDERS') ?? 'cuda,cpu';
-  const list = v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-  if (list.length === 0) throw new ConfigError('EXECUTION_PROVIDERS', 'must name at least one provider');
-  for (const p of list)
-    if (!PROVIDERS.includes(p as ExecutionProvider))
-      throw new ConfigError('EXECUTION_PROVIDERS', `has unknown provider "${p}"; known: ${PROVIDERS.join(', ')}`);
-  if (new Set(list).size !== list.length) throw new ConfigError('EXECUTION_PROVIDERS', `lists a provider twice: "${v}"`);
-  return list as ExecutionProvider[];
+/** An integer in [min, max], or undefined when unset. */
+function optionalInt(min: number, max: number, defaultDoc: string): Kind<number | undefined> {
+  return { parse: (name, v) => (v === undefined ? undefined : checkInt(name, v, min, max)), defaultDoc, accepts: `integer ${min}–${max}` };
+}
+
+function bool(): Kind<boolean> {
+  return {
+    parse: (name, raw) => {
+      const v = raw?.toLowerCase();
+      if (v === undefined || v === '0' || v === 'false' || v === 'no') return false;
+      if (v === '1' || v === 'true' || v === 'yes') return true;
+      throw new ConfigError(name, `must be 1/0 (or true/false), got "${v}"`);
+    },
+    defaultDoc: '0',
+    accepts: '1/0, true/false, yes/no',
+  };
+}
+
+function str(def: string): Kind<string> {
+  return { parse: (_name, v) => v ?? def, defaultDoc: def, accepts: 'text' };
+}
+
+/** One of a few lower-case words (matched case-insensitively). */
+function oneOf<T extends string>(values: readonly T[], def: T, message: (got: string) => string): Kind<T> {
+  return {
+    parse: (name, raw) => {
+      const v = (raw ?? def).toLowerCase();
+      if (!values.includes(v as T)) throw new ConfigError(name, message(v));
+      return v as T;
+    },
+    defaultDoc: def,
+    accepts: values.join(', '),
+  };
+}
+
+function commaList(v: string | undefined): string[] {
+  return v === undefined ? [] : v.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
 // A key is a secret: never echo it in a message, only its position in the list.
 const KEY_RE = /^[\x21-\x7e]{16,256}$/;
 const ORIGIN_RE = /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/;
+const MODEL_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const PROVIDERS: readonly ExecutionProvider[] = ['cuda', 'cpu', 'webgpu', 'tensorrt'];
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-function list(env: Env, name: string): string[] {
-  const v = raw(env, name);
-  return v === undefined ? [] : v.split(',').map((s) => s.trim()).filter(Boolean);
+function keys(defaultDoc: string): Kind<readonly string[]> {
+  return {
+    parse: (name, v) => {
+      const ks = commaList(v);
+      ks.forEach((k, i) => {
+        if (!KEY_RE.test(k)) throw new ConfigError(name, `key ${i + 1} must be 16 to 256 printable characters without spaces or commas`);
+      });
+      return Object.freeze(ks);
+    },
+    defaultDoc,
+    accepts: 'comma-separated keys, 16–256 printable characters each',
+  };
 }
 
-function keys(env: Env, name: string): string[] {
-  const ks = list(env, name);
-  ks.forEach((k, i) => {
-    if (!KEY_RE.test(k)) throw new ConfigError(name, `key ${i + 1} must be 16 to 256 printable characters without spaces or commas`);
-  });
-  return ks;
-}
+const origins: Kind<readonly string[]> = {
+  parse: (name, v) => {
+    const os = commaList(v);
+    for (const o of os) if (o !== '*' && !ORIGIN_RE.test(o)) throw new ConfigError(name, `has "${o}", which is not * or an origin like https://app.example.com`);
+    return Object.freeze(os);
+  },
+  defaultDoc: 'empty: no CORS headers',
+  accepts: '`*`, or comma-separated origins like `https://app.example.com`',
+};
 
-function origins(env: Env): string[] {
-  const os = list(env, 'CORS_ORIGINS');
-  for (const o of os)
-    if (o !== '*' && !ORIGIN_RE.test(o)) throw new ConfigError('CORS_ORIGINS', `has "${o}", which is not * or an origin like https://app.example.com`);
-  return os;
-}
+const providers: Kind<readonly ExecutionProvider[]> = {
+  parse: (name, raw) => {
+    const v = raw ?? 'cuda,cpu';
+    const list = commaList(v.toLowerCase());
+    if (list.length === 0) throw new ConfigError(name, 'must name at least one provider');
+    for (const p of list)
+      if (!PROVIDERS.includes(p as ExecutionProvider)) throw new ConfigError(name, `has unknown provider "${p}"; known: ${PROVIDERS.join(', ')}`);
+    if (new Set(list).size !== list.length) throw new ConfigError(name, `lists a provider twice: "${v}"`);
+    return Object.freeze(list as ExecutionProvider[]);
+  },
+  defaultDoc: 'cuda,cpu',
+  accepts: `comma-separated, in order: ${PROVIDERS.join(', ')}`,
+};
 
-function loadPolicy(env: Env): ModelLoadPolicy {
-  const v = (raw(env, 'MODEL_LOAD_POLICY') ?? 'fail').toLowerCase();
-  if (v !== 'fail' && v !== 'skip-bad') throw new ConfigError('MODEL_LOAD_POLICY', `must be fail or skip-bad, got "${v}"`);
-  return v;
-}
-
-function batchPolicy(env: Env): BatchPolicyName {
-  const v = (raw(env, 'BATCH_POLICY') ?? 'adaptive').toLowerCase();
-  if (v !== 'fixed' && v !== 'adaptive') throw new ConfigError('BATCH_POLICY', `must be fixed or adaptive, got "${v}"`);
-  return v;
-}
+const modelName: Kind<string | undefined> = {
+  parse: (name, v) => {
+    if (v !== undefined && !MODEL_NAME_RE.test(v)) throw new ConfigError(name, `"${v}" is not a model name (letters, digits, ._-)`);
+    return v;
+  },
+  defaultDoc: 'the only model, else the first alphabetically',
+  accepts: 'a model directory name (letters, digits, `._-`)',
+};
 
 /**
- * onnxruntime's share of the cores. Per image, decoding (sharp: ~1-1.4 ms of CPU even for a thumbnail) and HTTP
- * cost as much as or more than onnxruntime does for these MLPs at the batch sizes served (0.01-0.4 ms for one view,
- * 0.7-1 ms for the default model's 10 test-time-augmentation views: measured by `npm run bench:serve`), so half the
- * cores is enough for inference; on 2 cores that is one thread per session, which also never waits in a parallel
- * section for a thread the decoder holds.
+ * onnxruntime's share of the cores: per image, decoding and HTTP cost as much as or more than onnxruntime does for
+ * these MLPs (docs/performance.md), so half the cores is enough for inference; on 2 cores that is one thread per
+ * session, which also never waits in a parallel section for a thread the decoder holds.
  */
 export function defaultIntraOpThreads(cores: number, inferenceWorkers: number): number {
   return Math.max(1, Math.floor(cores / (2 * inferenceWorkers)));
 }
 
+const inferenceWorkers = int(1, 1, 64);
+
+/** The table. Order is the documentation's order (within a group) and the order variables are checked in. */
+const SETTINGS = {
+  port: { env: 'PORT', group: 'server', ...int(8080, 0, 65535), doc: 'TCP port to listen on (`0` picks a free one).' },
+  host: { env: 'HOST', group: 'server', ...str('0.0.0.0'), doc: 'Interface to bind.' },
+  modelsDir: { env: 'MODELS_DIR', group: 'models', ...str('models'), doc: 'Directory with one sub-directory per model (`model.onnx` + `model.json`, or versions `NAME/VERSION/`).' },
+  defaultModel: { env: 'DEFAULT_MODEL', group: 'models', ...modelName, doc: 'Model used when a request names none.' },
+  batchMaxSize: { env: 'BATCH_MAX_SIZE', group: 'batching', ...int(32, 1, 4096), doc: 'Largest batch handed to onnxruntime; `1` turns batching off.' },
+  batchMaxDelayMs: { env: 'BATCH_MAX_DELAY_MS', group: 'batching', ...int(5, 0, 10_000), doc: 'Longest a request waits for companions (ms), counted from the oldest queued image.' },
+  batchPolicy: {
+    env: 'BATCH_POLICY',
+    group: 'batching',
+    ...oneOf<BatchPolicyName>(['fixed', 'adaptive'], 'adaptive', (v) => `must be fixed or adaptive, got "${v}"`),
+    doc: '`adaptive`: a free worker gets the queue at once unless the learned batch cost and the arrival rate say a fuller batch will form within `LATENCY_TARGET_MS`; `fixed`: a partial batch always waits `BATCH_MAX_DELAY_MS` (`npm run bench:serve` compares both: [performance.md](performance.md#measured)).',
+  },
+  latencyTargetMs: { env: 'LATENCY_TARGET_MS', group: 'batching', ...int(20, 1, 600_000), doc: '`adaptive`: queue wait + batch run time (ms) an image should stay under.' },
+  queueMax: { env: 'QUEUE_MAX', group: 'batching', ...int(1024, 1, 1_000_000), doc: 'Images waiting per model beyond which requests get 503 `QUEUE_FULL` with `Retry-After`.' },
+  requestTimeoutMs: { env: 'REQUEST_TIMEOUT_MS', group: 'batching', ...int(10_000, 1, 3_600_000), doc: 'Deadline of one request from arrival (ms); past it the answer is 504 (408 if its body has not arrived).' },
+  executionProviders: { env: 'EXECUTION_PROVIDERS', group: 'inference', ...providers, doc: 'onnxruntime providers tried in order; a GPU provider that cannot start falls back to the next one.' },
+  requireGpu: { env: 'REQUIRE_GPU', group: 'inference', ...bool(), doc: 'Fail start-up instead of falling back to CPU when no GPU provider can start.' },
+  inferenceWorkers: { env: 'INFERENCE_WORKERS', group: 'inference', ...inferenceWorkers, doc: 'Worker threads, each holding a session per model; a batch goes to a free one.' },
+  ortIntraOpThreads: {
+    env: 'ORT_INTRA_OP_THREADS',
+    group: 'inference',
+    ...int((ctx) => defaultIntraOpThreads(ctx.cores, inferenceWorkers.parse('INFERENCE_WORKERS', read(ctx.env, 'INFERENCE_WORKERS'), ctx)), 1, 1024, '⌊cores ÷ (2 × `INFERENCE_WORKERS`)⌋, at least 1'),
+    doc: 'Threads of one onnxruntime operator, per session (1 on a 2-core machine: [performance.md](performance.md#threads-on-a-small-machine)).',
+  },
+  ortInterOpThreads: { env: 'ORT_INTER_OP_THREADS', group: 'inference', ...int(1, 1, 1024), doc: 'Threads across operators, per session (only the parallel execution mode uses them; the graph is a chain).' },
+  uvThreadpoolSize: {
+    env: 'UV_THREADPOOL_SIZE',
+    group: 'inference',
+    ...int(4, 1, 1024),
+    doc: 'libuv thread pool that sharp decodes on. Only readable here: libuv reads it before any JavaScript runs, so set it in the environment that starts the process.',
+  },
+  maxBodyBytes: { env: 'MAX_BODY_BYTES', group: 'limits', ...int(10 * 1024 * 1024, 1024, 2 ** 31 - 1), doc: 'Largest request body: a raw image, or the sum of a multipart request\'s files.' },
+  maxFiles: { env: 'MAX_FILES', group: 'limits', ...int(64, 1, 10_000), doc: 'Most file parts in one multipart request (and images in one `/v2` infer request).' },
+  maxPixels: { env: 'MAX_PIXELS', group: 'limits', ...int(40_000_000, 1, 268_402_689), doc: 'Largest source image (width × height), refused from its header before decoding.' },
+  shutdownGraceMs: { env: 'SHUTDOWN_GRACE_MS', group: 'server', ...int(10_000, 0, 3_600_000), doc: 'After SIGTERM/SIGINT: time (ms) to finish accepted requests before exiting 1 anyway.' },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    group: 'server',
+    ...oneOf<LogLevel>(LOG_LEVELS, 'info', (v) => `must be one of ${LOG_LEVELS.join(', ')}, got "${v}"`),
+    doc: 'pino log level.',
+  },
+  apiKeys: {
+    env: 'API_KEYS',
+    group: 'security',
+    ...keys('empty: open'),
+    doc: 'Keys for inference and model metadata (`Authorization: Bearer KEY` or `X-API-Key: KEY`); otherwise 401 `UNAUTHORIZED`.',
+  },
+  adminApiKeys: {
+    env: 'ADMIN_API_KEYS',
+    group: 'security',
+    ...keys('empty: admin refused'),
+    doc: 'Keys for `/admin/*` (they also work where `API_KEYS` do); without any, admin routes answer 403 `FORBIDDEN`.',
+  },
+  rateLimitMax: { env: 'RATE_LIMIT_MAX', group: 'security', ...int(0, 0, 1_000_000_000), doc: 'Requests per client (IP) per window (@fastify/rate-limit); `0` turns it off; over it, 429 `RATE_LIMITED` with `Retry-After`.' },
+  rateLimitWindowMs: { env: 'RATE_LIMIT_WINDOW_MS', group: 'security', ...int(60_000, 1, 86_400_000), doc: 'The rate-limit window (ms).' },
+  corsOrigins: { env: 'CORS_ORIGINS', group: 'security', ...origins, doc: 'Origins allowed cross-origin (`*` for any).' },
+  trustProxyHops: { env: 'TRUST_PROXY', group: 'security', ...int(0, 0, 32), doc: 'Proxy hops whose `X-Forwarded-For` names the client (for rate limiting behind an ingress); `0` = the socket\'s address.' },
+  allowVectorImages: { env: 'ALLOW_VECTOR_IMAGES', group: 'limits', ...bool(), doc: 'Accept SVG/PDF (vector formats can reference other files); otherwise 415.' },
+  maxFrames: { env: 'MAX_FRAMES', group: 'limits', ...int(1000, 1, 1_000_000), doc: 'Most frames an animated or multi-page image may declare; more gets 413 `TOO_MANY_FRAMES` from the header.' },
+  maxHeaderBytes: { env: 'MAX_HEADER_BYTES', group: 'limits', ...int(16_384, 1024, 1_048_576), doc: 'Largest request head (request line + headers); larger gets 431 `HEADERS_TOO_LARGE`.' },
+  maxInflightRequests: {
+    env: 'MAX_INFLIGHT_REQUESTS',
+    group: 'limits',
+    ...int(256, 1, 1_000_000),
+    doc: 'Inference requests being read, decoded or queued at once; one more gets 503 `OVERLOADED` + `Retry-After` before its body is read.',
+  },
+  modelLoadPolicy: {
+    env: 'MODEL_LOAD_POLICY',
+    group: 'models',
+    ...oneOf<ModelLoadPolicy>(['fail', 'skip-bad'], 'fail', (v) => `must be fail or skip-bad, got "${v}"`),
+    doc: 'A model that fails to load (at start or on reload): `fail` stops start-up, `skip-bad` serves the others with a warning.',
+  },
+  maxModelVersions: { env: 'MAX_MODEL_VERSIONS', group: 'models', ...int(2, 1, 1000), doc: 'Newest versions served per model (`NAME/VERSION/`); the newest answers unless a request pins one.' },
+  mallocMmapThreshold: {
+    env: 'MALLOC_MMAP_THRESHOLD_',
+    group: 'server',
+    ...optionalInt(0, 32 * 1024 * 1024, "glibc's dynamic threshold (the image sets 131072)"),
+    doc: "glibc's malloc mmap threshold in bytes. Only readable here: glibc reads it at process start. Fixed, large buffers go back to the system when freed; with the dynamic threshold resident memory grows with every hot reload (docs/deploy.md).",
+  },
+} satisfies Record<string, Setting<unknown>>;
+
+type Settings = typeof SETTINGS;
+
+/** The configuration: one field per row of SETTINGS, typed by its parser. */
+export type Config = { [K in keyof Settings]: ReturnType<Settings[K]['parse']> };
+
+/** Every row, in table order (docs/configuration.md is rendered from this). */
+export const CONFIG_SETTINGS: readonly (Setting<unknown> & { key: keyof Config })[] = Object.freeze(
+  (Object.keys(SETTINGS) as (keyof Config)[]).map((key) => Object.freeze({ key, ...SETTINGS[key] })),
+);
+
+/** Every environment variable this module reads (the k8s manifests are checked against this list). */
+export const CONFIG_ENV_VARS: readonly string[] = Object.freeze(CONFIG_SETTINGS.map((s) => s.env));
+
+/** Rules across variables, checked after each has been read on its own. */
+function crossCheck(c: Config): void {
+  if (c.requireGpu && !c.executionProviders.some((p) => p === 'cuda' || p === 'tensorrt'))
+    throw new ConfigError('REQUIRE_GPU', `is set but EXECUTION_PROVIDERS (${c.executionProviders.join(',')}) has no GPU provider`);
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Readonly<Config> {
-  const executionProviders = providers(env);
-  const requireGpu = bool(env, 'REQUIRE_GPU');
-  if (requireGpu && !executionProviders.some((p) => p === 'cuda' || p === 'tensorrt'))
-    throw new ConfigError('REQUIRE_GPU', `is set but EXECUTION_PROVIDERS (${executionProviders.join(',')}) has no GPU provider`);
-
-  const defaultModel = raw(env, 'DEFAULT_MODEL');
-  if (defaultModel !== undefined && !MODEL_NAME_RE.test(defaultModel))
-    throw new ConfigError('DEFAULT_MODEL', `"${defaultModel}" is not a model name (letters, digits, ._-)`);
-
-  const logLevel = (raw(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
-  if (!LOG_LEVELS.includes(logLevel as LogLevel))
-    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
-
-  const inferenceWorkers = int(env, 'INFERENCE_WORKERS', 1, 1, 64);
-  const cores = availableParallelism();
-
-  const config: Config = {
-    port: int(env, 'PORT', 8080, 0, 65535),
-    host: raw(env, 'HOST') ?? '0.0.0.0',
-    modelsDir: raw(env, 'MODELS_DIR') ?? 'models',
-    defaultModel,
-    batchMaxSize: int(env, 'BATCH_MAX_SIZE', 32, 1, 4096),
-    batchMaxDelayMs: int(env, 'BATCH_MAX_DELAY_MS', 5, 0, 10_000),
-    batchPolicy: batchPolicy(env),
-    latencyTargetMs: int(env, 'LATENCY_TARGET_MS', 20, 1, 600_000),
-    queueMax: int(env, 'QUEUE_MAX', 1024, 1, 1_000_000),
-    requestTimeoutMs: int(env, 'REQUEST_TIMEOUT_MS', 10_000, 1, 3_600_000),
-    executionProviders: Object.freeze(executionProviders),
-    requireGpu,
-    ortIntraOpThreads: int(env, 'ORT_INTRA_OP_THREADS', defaultIntraOpThreads(cores, inferenceWorkers), 1, 1024),
-    ortInterOpThreads: int(env, 'ORT_INTER_OP_THREADS', 1, 1, 1024),
-    inferenceWorkers,
-    uvThreadpoolSize: int(env, 'UV_THREADPOOL_SIZE', 4, 1, 1024),
-    maxBodyBytes: int(env, 'MAX_BODY_BYTES', 10 * 1024 * 1024, 1024, 2 ** 31 - 1),
-    maxFiles: int(env, 'MAX_FILES', 64, 1, 10_000),
-    maxPixels: int(env, 'MAX_PIXELS', 40_000_000, 1, 268_402_689),
-    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
-    logLevel: logLevel as LogLevel,
-    apiKeys: Object.freeze(keys(env, 'API_KEYS')),
-    adminApiKeys: Object.freeze(keys(env, 'ADMIN_API_KEYS')),
-    rateLimitMax: int(env, 'RATE_LIMIT_MAX', 0, 0, 1_000_000_000),
-    rateLimitWindowMs: int(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1, 86_400_000),
-    corsOrigins: Object.freeze(origins(env)),
-    trustProxyHops: int(env, 'TRUST_PROXY', 0, 0, 32),
-    allowVectorImages: bool(env, 'ALLOW_VECTOR_IMAGES'),
-    maxFrames: int(env, 'MAX_FRAMES', 1000, 1, 1_000_000),
-    maxHeaderBytes: int(env, 'MAX_HEADER_BYTES', 16_384, 1024, 1_048_576),
-    maxInflightRequests: int(env, 'MAX_INFLIGHT_REQUESTS', 256, 1, 1_000_000),
-    modelLoadPolicy: loadPolicy(env),
-    maxModelVersions: int(env, 'MAX_MODEL_VERSIONS', 2, 1, 1000),
-    mallocMmapThreshold: raw(env, 'MALLOC_MMAP_THRESHOLD_') === undefined ? undefined : int(env, 'MALLOC_MMAP_THRESHOLD_', 0, 0, 32 * 1024 * 1024),
-  };
+  const ctx: ParseContext = { env, cores: availableParallelism() };
+  const out: Record<string, unknown> = {};
+  for (const s of CONFIG_SETTINGS) out[s.key] = s.parse(s.env, read(env, s.env), ctx);
+  const config = out as Config;
+  crossCheck(config);
   return Object.freeze(config);
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps cost 1. */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  return d[a.length]![b.length]!;
+}
+
+export interface Misspelling {
+  /** The variable as set. */
+  name: string;
+  /** The known variable it is closest to. */
+  closest: string;
+}
+
+/**
+ * Set variables that look like a misspelling of one of ours (a different case, or within 1 edit of a short name
+ * and 2 of a name of 8+ characters), each with the closest known one. Unrelated variables (HOME vs HOST) stay
+ * quiet: a short name allows a single edit only.
+ */
+export function misspelledVariables(env: Env = process.env): Misspelling[] {
+  const known = new Set(CONFIG_ENV_VARS);
+  const found: Misspelling[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (known.has(name) || env[name] === undefined) continue;
+    const upper = name.toUpperCase();
+    let best: { closest: string; d: number } | undefined;
+    for (const k of CONFIG_ENV_VARS) {
+      const d = editDistance(upper, k);
+      if (d <= Math.min(2, Math.floor(k.length / 4)) && (best === undefined || d < best.d)) best = { closest: k, d };
+    }
+    if (best) found.push({ name, closest: best.closest });
+  }
+  return found;
 }

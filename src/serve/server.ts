@@ -2,7 +2,7 @@
 // /readyz turns 503 at once, the listener closes, accepted requests finish, and the process exits 0, or 1 if the
 // grace period (SHUTDOWN_GRACE_MS) runs out first.
 
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { ConfigError, loadConfig, misspelledVariables, type Config } from '../config.js';
 import { buildApp } from './app.js';
 
 async function main(): Promise<void> {
@@ -17,14 +17,18 @@ async function main(): Promise<void> {
     throw err;
   }
 
+  // A misspelled variable is otherwise silently ignored (its default applies); say so, even if start-up then fails.
+  const misspelled = misspelledVariables(process.env).map(({ name, closest }) => `${name} is not a variable mlp-serve reads (ignored); did you mean ${closest}?`);
   let app;
   try {
     app = await buildApp(config);
+    for (const m of misspelled) app.log.warn(m);
     if (config.mallocMmapThreshold === undefined)
       app.log.warn('MALLOC_MMAP_THRESHOLD_ is not set: with glibc\'s dynamic threshold, resident memory can grow with every hot model reload; the image sets 131072');
     await app.ready();
   } catch (err) {
     // Bad model cards, a missing MODELS_DIR, an unknown DEFAULT_MODEL: say which, and stop.
+    if (!app) for (const m of misspelled) console.error(`warning: ${m}`);
     console.error(`start-up failed: ${(err as Error).message}`);
     process.exit(1);
   }

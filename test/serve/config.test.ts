@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { availableParallelism } from 'node:os';
-import { CONFIG_ENV_VARS, defaultIntraOpThreads, loadConfig } from '../../src/config.js';
+import { CONFIG_ENV_VARS, CONFIG_SETTINGS, defaultIntraOpThreads, editDistance, loadConfig, misspelledVariables } from '../../src/config.js';
 import { expectConfigError } from './helpers.js';
 
 describe('loadConfig', () => {
@@ -122,6 +122,15 @@ describe('loadConfig', () => {
     expect([...read].sort()).toEqual([...CONFIG_ENV_VARS].sort());
   });
 
+  it('every variable is read from one row of the table, named once, with a default and a meaning', () => {
+    expect(new Set(CONFIG_ENV_VARS).size).toBe(CONFIG_ENV_VARS.length);
+    expect(CONFIG_SETTINGS.map((s) => s.key).sort()).toEqual(Object.keys(loadConfig({})).sort());
+    for (const s of CONFIG_SETTINGS) {
+      expect(s.doc.length, s.env).toBeGreaterThan(10);
+      expect(s.defaultDoc.length, s.env).toBeGreaterThan(0);
+    }
+  });
+
   const bad: [Record<string, string>, string, RegExp][] = [
     [{ PORT: 'http' }, 'PORT', /must be an integer, got "http"/],
     [{ PORT: '70000' }, 'PORT', /between 0 and 65535/],
@@ -149,4 +158,29 @@ describe('loadConfig', () => {
       expectConfigError(env, variable, message);
     });
   }
+});
+
+describe('misspelled variables', () => {
+  it('edit distance counts insertions, deletions, substitutions and swaps as 1', () => {
+    expect(editDistance('BATCH_MAXSIZE', 'BATCH_MAX_SIZE')).toBe(1);
+    expect(editDistance('QUEUE_MAX', 'QEUUE_MAX')).toBe(1);
+    expect(editDistance('HOME', 'HOST')).toBe(2);
+    expect(editDistance('', 'PORT')).toBe(4);
+  });
+
+  it('names the closest known variable for a near miss or a wrong case', () => {
+    expect(
+      misspelledVariables({ BATCH_MAXSIZE: '4', MODEL_DIR: '/m', batch_policy: 'fixed', LOGLEVEL: 'debug', PORT: '1', QUEUE_MAX: '2' }),
+    ).toEqual([
+      { name: 'BATCH_MAXSIZE', closest: 'BATCH_MAX_SIZE' },
+      { name: 'LOGLEVEL', closest: 'LOG_LEVEL' },
+      { name: 'MODEL_DIR', closest: 'MODELS_DIR' },
+      { name: 'batch_policy', closest: 'BATCH_POLICY' },
+    ]);
+  });
+
+  it('stays quiet about unrelated variables, including this machine\'s own environment', () => {
+    expect(misspelledVariables({ HOME: '/root', HOSTNAME: 'x', PATH: '/bin', PWD: '/', TERM: 'xterm', NODE_ENV: 'production', TZ: 'UTC' })).toEqual([]);
+    expect(misspelledVariables(process.env)).toEqual([]);
+  });
 });
