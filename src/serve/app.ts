@@ -9,7 +9,7 @@ import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import type { Socket } from 'node:net';
 import type { Config } from '../config.js';
-import { Errors, RETRY_AFTER_SECONDS, errorBody, toPublicError } from './errors.js';
+import { Errors, RETRY_AFTER_SECONDS, errorBody, isV2Url, toPublicError } from './errors.js';
 import { IMAGE_REQUEST_BODY, V2_REQUEST_BODY } from './schemas.js';
 import { isPartAFile } from './inputs.js';
 import metricsPlugin from './plugins/metrics.js';
@@ -144,7 +144,7 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
     if (pub.retryAfter !== undefined) reply.header('retry-after', String(pub.retryAfter));
     // Our own error body, whatever a route's reply had been set up for (a binary v2 answer, say).
     reply.removeHeader('inference-header-content-length');
-    return reply.code(pub.status).type('application/json; charset=utf-8').send(errorBody(pub, req.url));
+    return reply.code(pub.status).type(isV2Url(req.url) ? 'application/json' : 'application/json; charset=utf-8').send(errorBody(pub, req.url));
   });
   // After SIGTERM: requests still arriving on open keep-alive connections are turned away (probes excepted), so
   // only what was accepted before finishes.
@@ -156,8 +156,11 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
     return reply.code(503).send(errorBody(e, req.url));
   });
   // Answers given while draining close their connection, so keep-alive sockets do not hold the server open.
-  app.addHook('onSend', async (_req, reply, payload) => {
+  // The Open Inference Protocol's clients (KServe's SDK) compare the JSON type exactly: no charset on /v2.
+  app.addHook('onSend', async (req, reply, payload) => {
     if (app.serving.draining) reply.header('connection', 'close');
+    const type = reply.getHeader('content-type');
+    if (typeof type === 'string' && type.startsWith('application/json') && isV2Url(req.url)) reply.header('content-type', 'application/json');
     return payload;
   });
   app.setNotFoundHandler((req, reply) => {

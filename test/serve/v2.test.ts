@@ -48,6 +48,7 @@ function close(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5): void {
 function expectV2Error(res: V2Answer, status: number, message?: RegExp): void {
   expect(res.status).toBe(status);
   expect(Object.keys(res.json)).toEqual(['error']);
+  expect(res.headers.get('content-type')).toBe('application/json');
   expect(typeof res.json.error).toBe('string');
   if (message) expect(res.json.error).toMatch(message);
   assertNoLeak(res.json);
@@ -64,17 +65,32 @@ describe('health and metadata', () => {
     expect(typeof res.json.version).toBe('string');
   });
 
-  it('live and ready: 200 with an empty body', async () => {
-    for (const path of ['/v2/health/live', '/v2/health/ready', '/v2/models/tiny4/ready', '/v2/models/tiny4/versions/1/ready']) {
+  it('GET /v2/ (the specification\'s own path) answers the same server metadata', async () => {
+    const [a, b] = await Promise.all([v2Get(srv.base, '/v2'), v2Get(srv.base, '/v2/')]);
+    expect(b.status).toBe(200);
+    expect(b.json).toEqual(a.json);
+  });
+
+  it('live and ready: 200 with KServe\'s bodies, typed exactly application/json', async () => {
+    const cases: [string, unknown][] = [
+      ['/v2/health/live', { live: true }],
+      ['/v2/health/ready', { ready: true }],
+      ['/v2/models/tiny4/ready', { name: 'tiny4', ready: true }],
+      ['/v2/models/tiny4/versions/1/ready', { name: 'tiny4', ready: true }],
+    ];
+    for (const [path, body] of cases) {
       const res = await v2Get(srv.base, path);
-      expect({ path, status: res.status, body: res.json }).toEqual({ path, status: 200, body: undefined });
+      expect({ path, status: res.status, body: res.json, type: res.headers.get('content-type') }).toEqual({ path, status: 200, body, type: 'application/json' });
     }
   });
 
   it('GET /v2/models/{m}[/versions/{v}] → the model metadata of the fixture', async () => {
     expect((await v2Get(srv.base, '/v2/models/tiny4')).json).toEqual(fixture('model-metadata.json'));
     expect((await v2Get(srv.base, '/v2/models/tiny4/versions/1')).json).toEqual(fixture('model-metadata.json'));
-    expect((await v2Get(srv.base, '/v2/models/zz')).json.inputs).toEqual([{ name: 'input', datatype: 'FP32', shape: [-1, 64] }]);
+    const zz = (await v2Get(srv.base, '/v2/models/zz')).json.inputs;
+    expect(zz.map((t: any) => [t.name, t.datatype, t.shape])).toEqual([['input', 'FP32', [-1, 64]]]);
+    const card = models.cards.zz;
+    expect(zz[0].parameters).toMatchObject({ layout: 'CHW', channels: 1, height: 8, width: 8, mean: card.normalization.mean.join(','), std: card.normalization.std.join(',') });
   });
 
   it('unknown models and versions → 404 {"error"}', async () => {
@@ -91,7 +107,7 @@ describe('inference with JSON tensors', () => {
     const req = fixture('infer-request.json');
     const res = await v2Json(srv.base, '/v2/models/tiny4/infer', req);
     expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(res.headers.get('content-type')).toBe('application/json');
     const expected = fixture('infer-response.json');
     expect({ ...res.json, outputs: res.json.outputs.map((o: any) => ({ ...o, data: expected.outputs[0].data })) }).toEqual(expected);
     close(res.json.outputs[0].data, (await direct(rowsOf(req))).logits);
@@ -207,13 +223,20 @@ describe('errors are {"error": "..."} with a 4xx, and name what is wrong', () =>
       body: JSON.stringify(good()),
     });
     expectV2Error({ status: tooLong.status, json: await tooLong.json(), headers: tooLong.headers, binary: Buffer.alloc(0) }, 400, /larger than the body/);
+    const raw = await fetch(`${srv.base}/v2/models/tiny4/infer`, { method: 'POST', headers: { 'inference-header-content-length': '0' }, body: new Uint8Array(60) });
+    expectV2Error({ status: raw.status, json: await raw.json(), headers: raw.headers, binary: Buffer.alloc(0) }, 400, /carries 60 bytes, not a whole number of 64-byte rows/);
     // binary_data_size without the header that says where the JSON ends
     expectV2Error(await v2Json(srv.base, '/v2/models/tiny4/infer', head), 400, /no Inference-Header-Content-Length/);
   });
 
-  it('a content type other than JSON or octet-stream → 415; no body → 400; unknown model → 404', async () => {
-    const text = await fetch(`${srv.base}/v2/models/tiny4/infer`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' });
-    expectV2Error({ status: text.status, json: await text.json(), headers: text.headers, binary: Buffer.alloc(0) }, 415);
+  it('a content type other than JSON or octet-stream → 415 (none at all is JSON); no body → 400; unknown model → 404', async () => {
+    for (const type of ['text/plain', 'image/png', 'multipart/form-data; boundary=x']) {
+      const res = await fetch(`${srv.base}/v2/models/tiny4/infer`, { method: 'POST', headers: { 'content-type': type }, body: JSON.stringify(good()) });
+      expectV2Error({ status: res.status, json: await res.json(), headers: res.headers, binary: Buffer.alloc(0) }, 415, /application\/json, application\/octet-stream .*or with no Content-Type/);
+    }
+    const untyped = await fetch(`${srv.base}/v2/models/tiny4/infer`, { method: 'POST', body: Buffer.from(JSON.stringify(good())) });
+    expect(untyped.headers.get('content-type')).toBe('application/json');
+    expect(((await untyped.json()) as any).outputs[0].shape).toEqual([2, CLASSES]);
     const empty = await fetch(`${srv.base}/v2/models/tiny4/infer`, { method: 'POST', headers: { 'content-type': 'application/json' } });
     expectV2Error({ status: empty.status, json: await empty.json(), headers: empty.headers, binary: Buffer.alloc(0) }, 400);
     expectV2Error(await v2Json(srv.base, '/v2/models/nope/infer', good()), 404, /no model named "nope"/);
@@ -253,17 +276,17 @@ describe('one batcher for every route', () => {
 });
 
 describe('readiness in v2 terms', () => {
-  it('400 with an empty body while loading and while draining', async () => {
+  it('503 {"ready": false} while loading and while draining', async () => {
     const s = await startApp({ MODELS_DIR: models.dir }, { waitReady: false });
     try {
       const [server, model] = await Promise.all([v2Get(s.base, '/v2/health/ready'), v2Get(s.base, '/v2/models/tiny4/ready')]);
       expect(s.app.models.state).toBe('loading');
-      expect([server.status, server.json, model.status, model.json]).toEqual([400, undefined, 400, undefined]);
-      expect((await v2Get(s.base, '/v2/health/live')).status).toBe(200);
+      expect([server.status, server.json, model.status, model.json]).toEqual([503, { ready: false }, 503, { name: 'tiny4', ready: false }]);
+      expect(await v2Get(s.base, '/v2/health/live')).toMatchObject({ status: 200, json: { live: true } });
       await s.app.models.whenReady();
-      expect((await v2Get(s.base, '/v2/health/ready')).status).toBe(200);
+      expect(await v2Get(s.base, '/v2/health/ready')).toMatchObject({ status: 200, json: { ready: true } });
       s.app.serving.draining = true;
-      expect((await v2Get(s.base, '/v2/health/ready')).status).toBe(400);
+      expect(await v2Get(s.base, '/v2/health/ready')).toMatchObject({ status: 503, json: { ready: false } });
       const infer = await v2Json(s.base, '/v2/models/tiny4/infer', fixture('infer-request.json'));
       expect(infer.status).toBe(503);
       expect(infer.json).toEqual({ error: expect.stringContaining('shutting down') });

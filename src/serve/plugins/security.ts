@@ -63,7 +63,7 @@ async function securityPlugin(app: FastifyInstance, opts: { config: Readonly<Con
     await app.register(cors, {
       origin: config.corsOrigins.includes('*') ? '*' : [...config.corsOrigins],
       methods: ['GET', 'POST'],
-      allowedHeaders: ['content-type', 'authorization', 'x-api-key', 'inference-header-content-length'],
+      allowedHeaders: ['content-type', 'content-encoding', 'authorization', 'x-api-key', 'inference-header-content-length'],
       exposedHeaders: ['retry-after', 'inference-header-content-length', 'x-model-version'],
       maxAge: 600,
     });
