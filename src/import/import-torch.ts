@@ -10,7 +10,8 @@ import { CIFAR100_LABELS, CIFAR10_LABELS, NORMALIZATIONS } from '../data/labels.
 import { hiddenDim, parseArch, type Linear, type MlpConfig, type MlpWeights } from '../model/mlp.js';
 import type { ModelCard } from '../model/card.js';
 import { buildCard, writeModelDir } from '../export/export.js';
-import { readTorchStateDict, tensorToFloat32, type TorchStateDict } from './torch-checkpoint.js';
+import { tensorToFloat32 } from './tensors.js';
+import { readTorchStateDict, type TorchStateDict } from './torch-checkpoint.js';
 
 export type PaperDataset = 'cifar10' | 'cifar100' | 'imagenet' | 'in21k';
 
