@@ -5,6 +5,7 @@
 //   h = x·Ws + bs
 //   per block i: h = h + (GELU(LayerNorm_i(h)·W1 + b1))·W2 + b2,   GELU(u) = 0.5·u·(1 + Erf(u/√2))   (exact)
 //   embedding = h;  logits = h·Wh + bh
+// The standard MLP (S_, src/model/standard-mlp.ts): h = GELU(x·Ws + bs), per layer h = GELU(h·Wi + bi), the same head.
 // With test-time augmentation in the card (src/model/tta.ts), the V views of each input are gathered and stacked
 // ([V·batch, D]), run through stem and blocks, and the embedding is the mean of their residual streams.
 
@@ -15,7 +16,9 @@ import {
   archName,
   assertWeightsMatch,
   flopsPerImage,
+  isStandard,
   namedTensors,
+  parseArch,
   paramCount,
   type Block,
   type Linear,
@@ -145,13 +148,31 @@ export function exportOnnx(cfg: MlpConfig, weights: MlpWeights, card: ModelCard)
     return out;
   };
 
+  // Exact GELU from Erf (opset 17 has no Gelu op; 20 does, but onnxruntime builds vary): 0.5·u·(1 + erf(u/√2)).
+  const gelu = (p: string, u: string, out: string): string => {
+    nodes.push(node('Div', `${p}/gelu/Div`, [u, 'const.sqrt2'], [`${p}/gelu/scaled`]));
+    nodes.push(node('Erf', `${p}/gelu/Erf`, [`${p}/gelu/scaled`], [`${p}/gelu/erf`]));
+    nodes.push(node('Add', `${p}/gelu/Add`, [`${p}/gelu/erf`, 'const.one'], [`${p}/gelu/onePlus`]));
+    nodes.push(node('Mul', `${p}/gelu/Mul`, [u, `${p}/gelu/onePlus`], [`${p}/gelu/prod`]));
+    nodes.push(node('Mul', `${p}/gelu/Half`, [`${p}/gelu/prod`, 'const.half'], [out]));
+    return out;
+  };
+
   const initializer = namedTensors(weights).map((t) => tensor(t.name, t.shape, t.data));
   const views = card.tta?.views;
   // Without TTA the final residual stream is the embedding itself; with it, the views' streams are averaged.
   const stream = views ? 'tta/stream' : EMBEDDING_NAME;
   const x = views ? ttaPrefix(cfg, card, views, nodes, initializer) : INPUT_NAME;
-  let h = linear('stem', x, cfg.depth === 0 ? stream : 'stem/out');
-  for (let i = 0; i < cfg.depth; i++) {
+  const standard = isStandard(cfg);
+  let h = linear('stem', x, cfg.depth === 0 && !standard ? stream : 'stem/out');
+  if (standard) {
+    h = gelu('stem', h, cfg.depth === 0 ? stream : 'stem/act');
+    for (let i = 0; i < cfg.depth; i++) {
+      const p = `layers.${i}`;
+      h = gelu(p, linear(p, h, `${p}/out`), i === cfg.depth - 1 ? stream : `${p}/act`);
+    }
+  }
+  for (let i = 0; i < (standard ? 0 : cfg.depth); i++) {
     const p = `blocks.${i}`;
     nodes.push(
       node('LayerNormalization', `${p}/LayerNorm`, [h, `${p}.norm.gamma`, `${p}.norm.beta`], [`${p}/normed`], [
@@ -160,13 +181,7 @@ export function exportOnnx(cfg: MlpConfig, weights: MlpWeights, card: ModelCard)
       ]),
     );
     const u = linear(`${p}.expand`, `${p}/normed`, `${p}/expanded`);
-    // Exact GELU from Erf (opset 17 has no Gelu op; 20 does, but onnxruntime builds vary): 0.5·u·(1 + erf(u/√2)).
-    nodes.push(node('Div', `${p}/gelu/Div`, [u, 'const.sqrt2'], [`${p}/gelu/scaled`]));
-    nodes.push(node('Erf', `${p}/gelu/Erf`, [`${p}/gelu/scaled`], [`${p}/gelu/erf`]));
-    nodes.push(node('Add', `${p}/gelu/Add`, [`${p}/gelu/erf`, 'const.one'], [`${p}/gelu/onePlus`]));
-    nodes.push(node('Mul', `${p}/gelu/Mul`, [u, `${p}/gelu/onePlus`], [`${p}/gelu/prod`]));
-    nodes.push(node('Mul', `${p}/gelu/Half`, [`${p}/gelu/prod`, 'const.half'], [`${p}/gelu/out`]));
-    const branch = linear(`${p}.collapse`, `${p}/gelu/out`, `${p}/branch`);
+    const branch = linear(`${p}.collapse`, gelu(p, u, `${p}/gelu/out`), `${p}/branch`);
     const out = i === cfg.depth - 1 ? stream : `${p}/out`;
     nodes.push(node('Add', `${p}/Residual`, [h, branch], [out]));
     h = out;
@@ -174,7 +189,7 @@ export function exportOnnx(cfg: MlpConfig, weights: MlpWeights, card: ModelCard)
   if (views) ttaMean(cfg, views.length, h, nodes, initializer);
   linear('head', EMBEDDING_NAME, LOGITS_NAME);
 
-  if (cfg.depth > 0) {
+  if (cfg.depth > 0 || standard) {
     initializer.push(tensor('const.sqrt2', [], Float32Array.of(Math.SQRT2)));
     initializer.push(tensor('const.one', [], Float32Array.of(1)));
     initializer.push(tensor('const.half', [], Float32Array.of(0.5)));
@@ -251,7 +266,9 @@ export function buildCard(args: CardArgs): ModelCard {
 
 /** Model config implied by a card (the card stores everything but inputDim and classes explicitly). */
 export function configFromCard(card: ModelCard): MlpConfig {
+  const { kind } = parseArch(card.arch.name);
   return {
+    ...(kind ? { kind } : {}),
     depth: card.arch.depth,
     width: card.arch.width,
     expansion: card.arch.expansion,
@@ -281,6 +298,10 @@ export function readOnnxWeights(bytes: Uint8Array): { cfg: MlpConfig; weights: M
 
   let depth = 0;
   while (byName.has(`blocks.${depth}.norm.gamma`)) depth++;
+  let layerCount = 0;
+  while (byName.has(`layers.${layerCount}.weight`)) layerCount++;
+  // A standard MLP is known by its layers, or (with none) by its card's name.
+  const standard = layerCount > 0 || (card !== undefined && parseArch(card.arch.name).kind === 'standard');
   const blocks: Block[] = [];
   for (let i = 0; i < depth; i++) {
     const p = `blocks.${i}`;
@@ -290,8 +311,14 @@ export function readOnnxWeights(bytes: Uint8Array): { cfg: MlpConfig; weights: M
       collapse: lin(`${p}.collapse`),
     });
   }
-  const weights: MlpWeights = { stem: lin('stem'), blocks, head: lin('head') };
+  const layers = Array.from({ length: layerCount }, (_, i) => lin(`layers.${i}`));
+  const weights: MlpWeights = { stem: lin('stem'), blocks, ...(standard ? { layers } : {}), head: lin('head') };
   const width = weights.stem.bias.length;
+  if (standard) {
+    const cfg: MlpConfig = { kind: 'standard', depth: layerCount, width, expansion: 1, inputDim: weights.stem.weight.length / width, classes: weights.head.bias.length };
+    assertWeightsMatch(cfg, weights);
+    return { cfg, weights, ...(card ? { card } : {}) };
+  }
   const cfg: MlpConfig = {
     depth,
     width,

@@ -2,14 +2,14 @@
 // model until a trained one lands. Weights are PyTorch-style init from a seed, so a seed reproduces the file.
 
 import { FASHION_MNIST_LABELS, CIFAR10_LABELS, CIFAR100_LABELS, NORMALIZATIONS, genericLabels } from '../data/labels.js';
-import { initWeights, parseArch, type MlpConfig } from '../model/mlp.js';
+import { configFor, initWeights, type MlpConfig } from '../model/mlp.js';
 import type { ModelCard } from '../model/card.js';
 import { buildCard, writeModelDir } from './export.js';
 
 export type LabelSet = 'generic' | 'fashion-mnist' | 'cifar10' | 'cifar100';
 
 export interface RandomModelOptions {
-  /** `B_<depth>-Wi_<width>`. */
+  /** `B_<depth>-Wi_<width>` or `S_<depth>-Wi_<width>`. */
   arch: string;
   /** Directory to write model.onnx + model.json into. */
   out: string;
@@ -38,7 +38,6 @@ const LABEL_SETS: Record<Exclude<LabelSet, 'generic'>, readonly string[]> = {
 };
 
 export async function writeRandomModel(opts: RandomModelOptions): Promise<ModelCard> {
-  const { depth, width } = parseArch(opts.arch);
   const size = opts.size ?? 64;
   const channels = opts.channels ?? 3;
   const labelSet = opts.labels ?? 'generic';
@@ -48,7 +47,7 @@ export async function writeRandomModel(opts: RandomModelOptions): Promise<ModelC
     throw new RangeError(`--labels ${labelSet} has ${named.length} classes, --classes says ${classes}`);
   if (!Number.isInteger(classes) || classes < 1) throw new RangeError(`classes must be a positive integer, got ${classes}`);
   if (!Number.isInteger(size) || size < 1) throw new RangeError(`size must be a positive integer, got ${size}`);
-  const cfg: MlpConfig = { depth, width, expansion: opts.expansion ?? 4, inputDim: channels * size * size, classes };
+  const cfg: MlpConfig = configFor(opts.arch, opts.expansion ?? 4, channels * size * size, classes);
   // Grey models get Fashion-MNIST's statistics, colour models ImageNet's: plausible inputs for the random weights.
   const normalization = channels === 1 ? NORMALIZATIONS['fashion-mnist'] : NORMALIZATIONS.imagenet;
   const card = buildCard({

@@ -71,7 +71,7 @@ export function replaceHead(cfg: MlpConfig, weights: MlpWeights, classes: number
   // Only the head of this init is kept; a body-free config keeps the draw cheap (the head's init depends on width
   // and classes only, but the RNG stream does not: draw it from a depth-0, 1-input config for a stable head).
   const head = initWeights({ depth: 0, width: cfg.width, expansion: cfg.expansion, inputDim: 1, classes }, seed).head;
-  return { cfg: next, weights: { stem: weights.stem, blocks: weights.blocks, head } };
+  return { cfg: next, weights: { ...weights, head } };
 }
 
 export interface LoadedModel {

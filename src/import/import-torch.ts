@@ -151,7 +151,8 @@ export async function importCheckpoint(opts: ImportOptions): Promise<ModelCard> 
   if (!arch) throw new RangeError('the architecture is needed: pass --arch or a --config with "architecture"');
   if (opts.arch && c?.architecture && opts.arch !== c.architecture)
     throw new RangeError(`--arch ${opts.arch} contradicts the config's architecture ${c.architecture}`);
-  const { depth, width } = parseArch(arch);
+  const { depth, width, kind } = parseArch(arch);
+  if (kind) throw new RangeError(`arch ${arch} is a standard MLP; only the paper's B_<depth>-Wi_<width> checkpoints can be imported`);
 
   const labels = opts.labels ?? ds.labels;
   if (!labels)

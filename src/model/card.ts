@@ -14,8 +14,8 @@ export const ModelCardSchema = Type.Object(
     name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }),
     version: Type.String({ minLength: 1, maxLength: 64 }),
     arch: Type.Object({
-      /** `B_<depth>-Wi_<width>` */
-      name: Type.String({ pattern: '^B_\\d+-Wi_\\d+$' }),
+      /** `B_<depth>-Wi_<width>`, or `S_<depth>-Wi_<width>` for the standard MLP (src/model/standard-mlp.ts). */
+      name: Type.String({ pattern: '^[BS]_\\d+-Wi_\\d+$' }),
       depth: Type.Integer({ minimum: 0 }),
       width: PositiveInt,
       expansion: PositiveInt,
@@ -98,8 +98,9 @@ export function validateCard(value: unknown, file: string): ModelCard {
     throw new ModelCardError(file, 'normalization.std', `must have ${c} values (one per input channel)`);
   if (card.embeddingDim !== card.arch.width)
     throw new ModelCardError(file, 'embeddingDim', `must equal arch.width (${card.arch.width})`);
-  if (card.arch.name !== `B_${card.arch.depth}-Wi_${card.arch.width}`)
-    throw new ModelCardError(file, 'arch.name', `must be B_${card.arch.depth}-Wi_${card.arch.width}`);
+  const family = card.arch.name[0];
+  if (card.arch.name !== `${family}_${card.arch.depth}-Wi_${card.arch.width}`)
+    throw new ModelCardError(file, 'arch.name', `must be ${family}_${card.arch.depth}-Wi_${card.arch.width}`);
   return card;
 }
 

@@ -2,19 +2,27 @@
 // a linear stem on the channel-major flattened image, `depth` pre-norm residual blocks
 //   x = x + W2 · GELU(W1 · LayerNorm(x))      (W1: width → expansion·width, W2 back, exact erf GELU)
 // and a linear head on the residual stream (no final norm). The embedding is the head's input.
+// The standard MLP it is compared against (`S_<depth>-Wi_<width>`, `kind: 'standard'`) is described in
+// src/model/standard-mlp.ts; the functions below dispatch on `kind`.
 //
 // Weight layout, everywhere in this project: a Linear's weight is row-major [in, out], so y = x · W + b.
 // (PyTorch stores [out, in]; the importer transposes.)
 
 import { createRng, type Rng } from '../util/rng.js';
+import { matchStandardArch, standardMacsPerImage, standardParamCount } from './standard-mlp.js';
+
+/** `bottleneck`: the paper's B_ (pre-norm residual blocks). `standard`: S_, stacked Linear + GELU. */
+export type ArchKind = 'bottleneck' | 'standard';
 
 /** Everything needed to rebuild the network; stored in the model card. */
 export interface MlpConfig {
-  /** Number of residual blocks (the `B_<depth>` of the name). */
+  /** Absent = `bottleneck`. */
+  kind?: ArchKind;
+  /** Number of residual blocks (the `B_<depth>` of the name); for `standard`, of hidden width→width layers. */
   depth: number;
   /** Width of the residual stream (the `Wi_<width>` of the name) = embedding dimension. */
   width: number;
-  /** Hidden width of a block divided by `width`; the paper uses 4. */
+  /** Hidden width of a block divided by `width`; the paper uses 4. Unused by `standard`. */
   expansion: number;
   /** Flattened input size C·H·W. */
   inputDim: number;
@@ -44,28 +52,44 @@ export interface Block {
 
 export interface MlpWeights {
   stem: Linear;
+  /** Empty for `standard`. */
   blocks: Block[];
+  /** The hidden layers of a `standard` MLP (absent otherwise). */
+  layers?: Linear[];
   head: Linear;
 }
+
+export const isStandard = (cfg: Pick<MlpConfig, 'kind'>): boolean => cfg.kind === 'standard';
 
 /** LayerNorm's epsilon, as PyTorch's default. */
 export const LAYER_NORM_EPS = 1e-5;
 
 const ARCH_RE = /^B_(\d+)-Wi_(\d+)$/;
 
-/** Parses `B_<depth>-Wi_<width>` (e.g. `B_12-Wi_1024`). Throws RangeError naming the input when malformed. */
-export function parseArch(name: string): { depth: number; width: number } {
+/**
+ * Parses `B_<depth>-Wi_<width>` (e.g. `B_12-Wi_1024`) or `S_<depth>-Wi_<width>` (`kind: 'standard'`). Throws
+ * RangeError naming the input when malformed.
+ */
+export function parseArch(name: string): { depth: number; width: number; kind?: ArchKind } {
   const m = ARCH_RE.exec(name);
-  if (!m) throw new RangeError(`arch "${name}" is not of the form B_<depth>-Wi_<width>, e.g. B_6-Wi_512`);
-  const depth = Number(m[1]);
-  const width = Number(m[2]);
+  const standard = m ? undefined : matchStandardArch(name);
+  if (!m && !standard)
+    throw new RangeError(`arch "${name}" is not of the form B_<depth>-Wi_<width> or S_<depth>-Wi_<width>, e.g. B_6-Wi_512`);
+  const depth = standard ? standard.depth : Number(m![1]);
+  const width = standard ? standard.width : Number(m![2]);
   if (depth < 0 || depth > 1024) throw new RangeError(`arch "${name}": depth ${depth} is out of range 0..1024`);
   if (width < 1 || width > 65536) throw new RangeError(`arch "${name}": width ${width} is out of range 1..65536`);
-  return { depth, width };
+  return standard ? { depth, width, kind: 'standard' } : { depth, width };
 }
 
-export function archName(cfg: Pick<MlpConfig, 'depth' | 'width'>): string {
-  return `B_${cfg.depth}-Wi_${cfg.width}`;
+export function archName(cfg: Pick<MlpConfig, 'depth' | 'width' | 'kind'>): string {
+  return `${isStandard(cfg) ? 'S' : 'B'}_${cfg.depth}-Wi_${cfg.width}`;
+}
+
+/** The config of a named arch on an input; `standard` configs record expansion 1 (a layer is width → width). */
+export function configFor(arch: string, expansion: number, inputDim: number, classes: number): MlpConfig {
+  const { depth, width, kind } = parseArch(arch);
+  return kind ? { kind, depth, width, expansion: 1, inputDim, classes } : { depth, width, expansion, inputDim, classes };
 }
 
 export function hiddenDim(cfg: MlpConfig): number {
@@ -74,6 +98,7 @@ export function hiddenDim(cfg: MlpConfig): number {
 
 /** Trainable parameters: stem + blocks (LayerNorm γ,β + two Linears) + head. */
 export function paramCount(cfg: MlpConfig): number {
+  if (isStandard(cfg)) return standardParamCount(cfg);
   const h = hiddenDim(cfg);
   const stem = cfg.inputDim * cfg.width + cfg.width;
   const block = 2 * cfg.width + (cfg.width * h + h) + (h * cfg.width + cfg.width);
@@ -83,6 +108,7 @@ export function paramCount(cfg: MlpConfig): number {
 
 /** Multiply-accumulates of one forward pass for one image (the paper's compute unit; matmuls only). */
 export function macsPerImage(cfg: MlpConfig): number {
+  if (isStandard(cfg)) return standardMacsPerImage(cfg);
   const h = hiddenDim(cfg);
   return cfg.inputDim * cfg.width + cfg.depth * 2 * cfg.width * h + cfg.width * cfg.classes;
 }
@@ -107,6 +133,10 @@ export function initWeights(cfg: MlpConfig, seed = 0): MlpWeights {
   const rng = createRng(seed);
   const h = hiddenDim(cfg);
   const stem = linearInit(rng, cfg.inputDim, cfg.width);
+  if (isStandard(cfg)) {
+    const layers = Array.from({ length: cfg.depth }, () => linearInit(rng, cfg.width, cfg.width));
+    return { stem, blocks: [], layers, head: linearInit(rng, cfg.width, cfg.classes) };
+  }
   const blocks: Block[] = [];
   for (let i = 0; i < cfg.depth; i++) {
     blocks.push({
@@ -134,6 +164,7 @@ export function namedTensors(w: MlpWeights): { name: string; shape: number[]; da
     lin(`blocks.${i}.expand`, b.expand);
     lin(`blocks.${i}.collapse`, b.collapse);
   });
+  w.layers?.forEach((l, i) => lin(`layers.${i}`, l));
   lin('head', w.head);
   return out;
 }
@@ -147,7 +178,16 @@ export function assertWeightsMatch(cfg: MlpConfig, w: MlpWeights): void {
     ['head.weight', w.head.weight.length, cfg.width * cfg.classes],
     ['head.bias', w.head.bias.length, cfg.classes],
   ];
-  if (w.blocks.length !== cfg.depth) throw new RangeError(`weights have ${w.blocks.length} blocks, config says ${cfg.depth}`);
+  if (isStandard(cfg)) {
+    const layers = w.layers ?? [];
+    if (w.blocks.length !== 0 || layers.length !== cfg.depth)
+      throw new RangeError(`weights have ${layers.length} layers and ${w.blocks.length} blocks, ${archName(cfg)} needs ${cfg.depth} layers`);
+    layers.forEach((l, i) => {
+      expect.push([`layers.${i}.weight`, l.weight.length, cfg.width * cfg.width]);
+      expect.push([`layers.${i}.bias`, l.bias.length, cfg.width]);
+    });
+  } else if (w.layers?.length) throw new RangeError(`weights have ${w.layers.length} standard layers, ${archName(cfg)} has none`);
+  if (w.blocks.length !== cfg.depth && !isStandard(cfg)) throw new RangeError(`weights have ${w.blocks.length} blocks, config says ${cfg.depth}`);
   w.blocks.forEach((b, i) => {
     expect.push([`blocks.${i}.norm.gamma`, b.norm.gamma.length, cfg.width]);
     expect.push([`blocks.${i}.norm.beta`, b.norm.beta.length, cfg.width]);
@@ -225,6 +265,11 @@ export function forwardReference(
 ): { logits: Float64Array; embedding: Float64Array } {
   const W = cfg.width;
   let x = linear64(Float64Array.from(input), n, w.stem);
+  if (isStandard(cfg)) {
+    x = x.map(gelu);
+    for (const l of w.layers ?? []) x = linear64(x, n, l).map(gelu);
+    return { logits: linear64(x, n, w.head), embedding: x };
+  }
   for (const b of w.blocks) {
     const normed = new Float64Array(n * W);
     for (let r = 0; r < n; r++) {

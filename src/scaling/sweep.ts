@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { prepareSplit } from '../data/cache.js';
 import { shortHash } from '../data/dataset.js';
 import { openDataSource } from '../data/resolve.js';
-import { flopsPerImage, paramCount, parseArch, type MlpConfig } from '../model/mlp.js';
+import { configFor, flopsPerImage, paramCount, type MlpConfig } from '../model/mlp.js';
 import type { AugmentOptions } from '../train/augment.js';
 import type { EngineChoice } from '../train/engines/index.js';
 import { silentReporter, type Reporter } from '../train/progress.js';
@@ -174,8 +174,7 @@ export async function runSweep(o: SweepOptions): Promise<RunRecord[]> {
   const classes = source.train.classes.length;
 
   const cells = o.archs.flatMap((arch) => {
-    const { depth, width } = parseArch(arch);
-    const cfg: MlpConfig = { depth, width, expansion: r.expansion, inputDim: r.channels * r.size * r.size, classes };
+    const cfg: MlpConfig = configFor(arch, r.expansion, r.channels * r.size * r.size, classes);
     return o.examples.map((examples) => ({ arch, examples, cfg, compute: 3 * flopsPerImage(cfg) * examples }));
   });
   cells.sort((a, b) => a.compute - b.compute);

@@ -6,7 +6,7 @@
 
 import { readdir, readFile, rename, rm, writeFile, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { assertWeightsMatch, namedTensors, type MlpConfig, type MlpWeights } from '../model/mlp.js';
+import { assertWeightsMatch, isStandard, namedTensors, type MlpConfig, type MlpWeights } from '../model/mlp.js';
 import type { OptimizerState } from './engines/engine.js';
 
 export const CHECKPOINT_FORMAT = 1;
@@ -64,11 +64,16 @@ export function weightsFromArrays(cfg: MlpConfig, arrays: Float32Array[]): MlpWe
   const lin = () => ({ weight: take(), bias: take() });
   const stem = lin();
   const blocks = [];
+  const layers = [];
   for (let i = 0; i < cfg.depth; i++) {
+    if (isStandard(cfg)) {
+      layers.push(lin());
+      continue;
+    }
     const norm = { gamma: take(), beta: take() };
     blocks.push({ norm, expand: lin(), collapse: lin() });
   }
-  const w = { stem, blocks, head: lin() };
+  const w: MlpWeights = { stem, blocks, ...(isStandard(cfg) ? { layers } : {}), head: lin() };
   if (k !== arrays.length) throw new RangeError(`weightsFromArrays: ${arrays.length} arrays, the config uses ${k}`);
   assertWeightsMatch(cfg, w);
   return w;

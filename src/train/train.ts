@@ -15,6 +15,7 @@ import type { ModelCard } from '../model/card.js';
 import {
   archName,
   assertWeightsMatch,
+  configFor,
   flopsPerImage,
   initWeights,
   paramCount,
@@ -46,7 +47,7 @@ import { mixup, smoothedTargets } from './targets.js';
 export interface TrainOptions {
   /** Data set: `fashion-mnist`, `mnist`, `cifar10:DIR`, `cifar100:DIR`, `idx:DIR`, `folder:DIR` or a directory. */
   data: string;
-  /** `B_<depth>-Wi_<width>`. */
+  /** `B_<depth>-Wi_<width>`, or `S_<depth>-Wi_<width>` for the standard MLP. */
   arch: string;
   /** Hidden width of a block / width; the paper's 4. */
   expansion: number;
@@ -342,8 +343,7 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
   const norm = o.normalization ?? chooseNormalization(source.normalization, trainData.meta.stats, o.channels);
 
   // --- Model and engine: fresh, or exactly where a checkpoint left off.
-  const { depth, width } = parseArch(o.arch);
-  const cfg: MlpConfig = { depth, width, expansion: o.expansion, inputDim: geo.channels * geo.height * geo.width, classes };
+  const cfg: MlpConfig = configFor(o.arch, o.expansion, geo.channels * geo.height * geo.width, classes);
   const { engine, note } = await createEngine(o.engine);
   if (note) say.line(note);
   const name = o.name ?? defaultModelName(source.name, archName(cfg));

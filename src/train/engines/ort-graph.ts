@@ -14,10 +14,13 @@
 //             GELU'(a) = Φ(a) + a·φ(a)
 //             LayerNorm: dγ = Σ_rows dn·x̂, dβ = Σ_rows dn, dx̂ = dn·γ,
 //                        dh += r·(dx̂ − mean_W(dx̂) − x̂·mean_W(dx̂·x̂))
+//   standard  (S_, src/model/standard-mlp.ts) h = GELU(x·Ws + bs), h ← GELU(h·Wi + bi) per layer, z = h·Wh + bh,
+//             with the same GELU folding and the same backward rules minus norm and residual
 //   LION      c = β1·m + (1−β1)·g;  p ← p·(1 − lr·wd) − lr·sign(c);  m ← β2·m + (1−β2)·g
 //             (the head with lr, everything else with lr·bodyLrScale)
 
-import { LAYER_NORM_EPS, hiddenDim, type MlpConfig } from '../../model/mlp.js';
+import { LAYER_NORM_EPS, hiddenDim, isStandard, type MlpConfig } from '../../model/mlp.js';
+import { standardLayerShapes } from '../../model/standard-mlp.js';
 import { IR_VERSION, PRODUCER, node, valueInfo as floatInfo } from '../../export/export.js';
 import {
   AttributeType,
@@ -48,7 +51,8 @@ export function paramSpecs(cfg: MlpConfig): ParamSpec[] {
     out.push({ name: `${name}.bias`, shape: [outDim], head });
   };
   lin('stem', cfg.inputDim, cfg.width);
-  for (let i = 0; i < cfg.depth; i++) {
+  if (isStandard(cfg)) for (const t of standardLayerShapes(cfg)) out.push({ ...t, head: false });
+  for (let i = 0; i < (isStandard(cfg) ? 0 : cfg.depth); i++) {
     out.push({ name: `blocks.${i}.norm.gamma`, shape: [cfg.width], head: false });
     out.push({ name: `blocks.${i}.norm.beta`, shape: [cfg.width], head: false });
     lin(`blocks.${i}.expand`, cfg.width, h);
@@ -193,6 +197,26 @@ function forward(g: GraphBuilder, cfg: MlpConfig, x: string): { saved: Saved[]; 
   return { saved, last: h, logits };
 }
 
+/** The backward pass of one Linear (dW = α·Aᵀ·dZ and dA = α·dZ·Wᵀ, in the chosen style), shared by both families. */
+function linearBackward(g: GraphBuilder, grads: Map<string, string>, style: MatmulStyle) {
+  const scaled = (alpha: number, name: string) => (alpha === 1 ? name : g.mul(name, g.scalar(alpha)));
+  const alphaAttr = (alpha: number) => (alpha === 1 ? [] : [attrFloat('alpha', alpha)]);
+  const weightGrad = (a: string, dZ: string, alpha: number) =>
+    style === 'gemm'
+      ? g.op('Gemm', [a, dZ], [attrInt('transA', 1), ...alphaAttr(alpha)])
+      : scaled(alpha, g.op('MatMul', [g.op('Transpose', [a]), dZ]));
+  const inputGrad = (dZ: string, w: string, alpha: number) =>
+    style === 'gemm'
+      ? g.op('Gemm', [dZ, w], [attrInt('transB', 1), ...alphaAttr(alpha)])
+      : scaled(alpha, g.op('MatMul', [dZ, g.op('Transpose', [w])]));
+  /** Gradients of y = α·A·W + β·b given dY, recorded in `grads`; returns dA when asked. */
+  return (name: string, a: string, dZ: string, alpha: number, biasScale: number, needInput: boolean): string => {
+    grads.set(`${name}.weight`, weightGrad(a, dZ, alpha));
+    grads.set(`${name}.bias`, scaled(biasScale, g.sum(dZ, 0, false)));
+    return needInput ? inputGrad(dZ, IO.param(`${name}.weight`), alpha) : '';
+  };
+}
+
 /** Returns the gradient names by parameter name. */
 function backward(
   g: GraphBuilder,
@@ -204,24 +228,7 @@ function backward(
 ): Map<string, string> {
   const P = IO.param;
   const grads = new Map<string, string>();
-  // dW = α·Aᵀ·dZ and dA = α·dZ·Wᵀ, in the chosen style.
-  const scaled = (alpha: number, name: string) => (alpha === 1 ? name : g.mul(name, g.scalar(alpha)));
-  const alphaAttr = (alpha: number) => (alpha === 1 ? [] : [attrFloat('alpha', alpha)]);
-  const weightGrad = (a: string, dZ: string, alpha: number) =>
-    style === 'gemm'
-      ? g.op('Gemm', [a, dZ], [attrInt('transA', 1), ...alphaAttr(alpha)])
-      : scaled(alpha, g.op('MatMul', [g.op('Transpose', [a]), dZ]));
-  const inputGrad = (dZ: string, w: string, alpha: number) =>
-    style === 'gemm'
-      ? g.op('Gemm', [dZ, w], [attrInt('transB', 1), ...alphaAttr(alpha)])
-      : scaled(alpha, g.op('MatMul', [dZ, g.op('Transpose', [w])]));
-  /** Gradients of y = α·A·W + β·b given dY; returns dA when asked. */
-  const linearBack = (name: string, a: string, dZ: string, alpha: number, biasScale: number, needInput: boolean) => {
-    grads.set(`${name}.weight`, weightGrad(a, dZ, alpha));
-    grads.set(`${name}.bias`, scaled(biasScale, g.sum(dZ, 0, false)));
-    return needInput ? inputGrad(dZ, P(`${name}.weight`), alpha) : '';
-  };
-
+  const linearBack = linearBackward(g, grads, style);
   let dh = linearBack('head', fwd.last, dz, 1, 1, true);
   for (let i = cfg.depth - 1; i >= 0; i--) {
     const b = `blocks.${i}`;
@@ -241,6 +248,43 @@ function backward(
     dh = g.add(dh, g.mul(centred, s.rstd));
   }
   linearBack('stem', x, dh, 1, 1, false);
+  return grads;
+}
+
+// The standard MLP with the same folding: q = √2·h is what flows between layers, so a layer's Gemm takes
+// alpha = 1/2 (1/√2 to undo q's √2, 1/√2 for the next u) and beta = 1/√2; the stem's input is x itself.
+interface Act {
+  u: string;
+  erf1: string;
+  q: string;
+}
+
+function forwardStandard(g: GraphBuilder, cfg: MlpConfig, x: string): { acts: Act[]; logits: string } {
+  const P = IO.param;
+  const act = (u: string): Act => {
+    const erf1 = g.add(g.op('Erf', [u]), g.scalar(1));
+    return { u, erf1, q: g.mul(u, erf1) };
+  };
+  const acts = [act(g.op('Gemm', [x, P('stem.weight'), P('stem.bias')], [attrFloat('alpha', INV_SQRT2), attrFloat('beta', INV_SQRT2)]))];
+  for (let i = 0; i < cfg.depth; i++) {
+    const u = g.op('Gemm', [acts[i].q, P(`layers.${i}.weight`), P(`layers.${i}.bias`)], [attrFloat('alpha', 0.5), attrFloat('beta', INV_SQRT2)]);
+    acts.push(act(u));
+  }
+  const logits = g.op('Gemm', [acts[cfg.depth].q, P('head.weight'), P('head.bias')], [attrFloat('alpha', INV_SQRT2)]);
+  return { acts, logits };
+}
+
+function backwardStandard(g: GraphBuilder, cfg: MlpConfig, x: string, acts: Act[], dz: string, style: MatmulStyle): Map<string, string> {
+  const grads = new Map<string, string>();
+  const linearBack = linearBackward(g, grads, style);
+  let dq = linearBack('head', acts[cfg.depth].q, dz, INV_SQRT2, 1, true);
+  for (let i = cfg.depth; i >= 0; i--) {
+    const { u, erf1 } = acts[i];
+    const bump = g.op('Exp', [g.sub(g.scalar(Math.log(2 / Math.sqrt(Math.PI))), g.mul(u, u))]);
+    const du = g.mul(dq, g.add(erf1, g.mul(u, bump)));
+    if (i === 0) linearBack('stem', x, du, INV_SQRT2, INV_SQRT2, false);
+    else dq = linearBack(`layers.${i - 1}`, acts[i - 1].q, du, 0.5, INV_SQRT2, true);
+  }
   return grads;
 }
 
@@ -282,9 +326,14 @@ export function buildTrainGraph(cfg: MlpConfig, opts: TrainGraphOptions): Uint8A
   const style = opts.matmul ?? 'gemm';
   const specs = paramSpecs(cfg);
   const g = new GraphBuilder();
-  const fwd = forward(g, cfg, IO.x);
-  const { dz } = crossEntropy(g, fwd.logits, IO.y, opts.batch);
-  const grads = backward(g, cfg, IO.x, fwd, dz, style);
+  let grads: Map<string, string>;
+  if (isStandard(cfg)) {
+    const fwd = forwardStandard(g, cfg, IO.x);
+    grads = backwardStandard(g, cfg, IO.x, fwd.acts, crossEntropy(g, fwd.logits, IO.y, opts.batch).dz, style);
+  } else {
+    const fwd = forward(g, cfg, IO.x);
+    grads = backward(g, cfg, IO.x, fwd, crossEntropy(g, fwd.logits, IO.y, opts.batch).dz, style);
+  }
 
   const inputs: ValueInfoMsg[] = [floatInfo(IO.x, [opts.batch, cfg.inputDim]), floatInfo(IO.y, [opts.batch, cfg.classes])];
   for (const s of specs) inputs.push(floatInfo(IO.param(s.name), s.shape));
@@ -306,7 +355,7 @@ export function buildTrainGraph(cfg: MlpConfig, opts: TrainGraphOptions): Uint8A
 /** Forward-only graph with a symbolic batch dimension: x → logits. */
 export function buildPredictGraph(cfg: MlpConfig): Uint8Array {
   const g = new GraphBuilder();
-  const fwd = forward(g, cfg, IO.x);
+  const fwd = isStandard(cfg) ? forwardStandard(g, cfg, IO.x) : forward(g, cfg, IO.x);
   g.op('Identity', [fwd.logits], [], IO.logits);
   const inputs = [floatInfo(IO.x, ['batch', cfg.inputDim]), ...paramSpecs(cfg).map((s) => floatInfo(IO.param(s.name), s.shape))];
   return encodeGraph('predict', g, inputs, [floatInfo(IO.logits, ['batch', cfg.classes])]);

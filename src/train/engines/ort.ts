@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { assertWeightsMatch, namedTensors, type MlpConfig, type MlpWeights } from '../../model/mlp.js';
+import { weightsFromArrays } from '../checkpoint.js';
 import type { Engine, OptimizerState, StepHyper, TrainBatch } from './engine.js';
 import {
   IO,
@@ -337,18 +338,8 @@ export class OrtEngine implements Engine {
 
   async readWeights(): Promise<MlpWeights> {
     const { cfg, sets } = this.ready();
-    const byName = new Map(this.specs.map((s, i) => [s.name, (sets[this.current]!.params[i].data as Float32Array).slice()]));
-    const get = (name: string) => byName.get(name)!;
-    const lin = (p: string) => ({ weight: get(`${p}.weight`), bias: get(`${p}.bias`) });
-    return {
-      stem: lin('stem'),
-      blocks: Array.from({ length: cfg.depth }, (_, i) => ({
-        norm: { gamma: get(`blocks.${i}.norm.gamma`), beta: get(`blocks.${i}.norm.beta`) },
-        expand: lin(`blocks.${i}.expand`),
-        collapse: lin(`blocks.${i}.collapse`),
-      })),
-      head: lin('head'),
-    };
+    // specs are in namedTensors order, the order weightsFromArrays reads.
+    return weightsFromArrays(cfg, sets[this.current]!.params.map((t) => (t.data as Float32Array).slice()));
   }
 
   async readMomentum(): Promise<OptimizerState> {

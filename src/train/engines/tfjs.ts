@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { namedTensors, LAYER_NORM_EPS, assertWeightsMatch, type MlpConfig, type MlpWeights } from '../../model/mlp.js';
+import { namedTensors, LAYER_NORM_EPS, assertWeightsMatch, isStandard, type MlpConfig, type MlpWeights } from '../../model/mlp.js';
 import { weightsFromArrays } from '../checkpoint.js';
 import { lionUpdate } from '../lion.js';
 import type { Engine, OptimizerState, StepHyper, TrainBatch } from './engine.js';
@@ -96,6 +96,13 @@ type Params = tf.Tensor[];
 
 function forward(cfg: MlpConfig, p: Params, x: tf.Tensor2D): tf.Tensor2D {
   let h = tf.add(stemMatMul(x, p[0] as tf.Tensor2D), p[1]) as tf.Tensor2D; // [n, w]
+  if (isStandard(cfg)) {
+    // S_ (src/model/standard-mlp.ts): stem, layers and head in namedTensors order, GELU after all but the head.
+    h = gelu(h);
+    for (let i = 0; i < cfg.depth; i++) h = gelu(tf.add(matMul(h, p[2 + 2 * i] as tf.Tensor2D), p[3 + 2 * i]));
+    const head = 2 + 2 * cfg.depth;
+    return tf.add(matMul(h, p[head] as tf.Tensor2D), p[head + 1]); // [n, k]
+  }
   for (let i = 0; i < cfg.depth; i++) {
     const [gamma, beta, we, be, wc, bc] = p.slice(2 + 6 * i, 8 + 6 * i);
     const normed = layerNorm(h, gamma as tf.Tensor1D, beta as tf.Tensor1D); // [n, w]
