@@ -1,17 +1,30 @@
-"""PyTorch reference for the training benches: images/s of the same B_d-Wi_w training step on CPU.
+"""PyTorch side of `npm run bench:train`: the same B_d-Wi_w training step in eager PyTorch on CPU, at its best.
 
 Same model (linear stem, pre-norm residual blocks with LayerNorm, Linear, exact GELU, Linear; linear head), same
-loss (soft-target cross-entropy, mean over the batch) and the same LION update (decoupled weight decay, sign of the
-beta1 mix, beta2 momentum) written with in-place tensor ops, as an efficient eager PyTorch user would.
+loss (soft-target cross-entropy, mean over the batch), same LION update (decoupled weight decay, sign of the beta1
+mix, beta2 momentum) and the same batch as the TypeScript engines (x[i] = sin(i), smoothed one-hot targets).
+
+Knobs, each tried in this one process and all reported (the bench keeps the best):
+- threads: 1 and 2 (`torch.set_num_threads`); the caller sets OMP_WAIT_POLICY=PASSIVE, with which two threads are
+  not slower than one on a busy 2-core machine.
+- LION as `lerp`: one pass per tensor and operation, no allocation (c = lerp(g, m, b1) into a preallocated buffer,
+  sign_, p.mul_(decay).sub_(c, alpha=lr), m.lerp_(g, 1 - b2)); or as `foreach`: the same with torch._foreach_* ops
+  over all tensors at once (torch 1.13 has no _foreach_sign or _foreach_lerp).
+Fixed at their fastest: gradients kept and zeroed in place (`zero_grad(set_to_none=False)`, no reallocation), input
+without requires_grad (no stem input gradient, as in the engines), `torch.set_flush_denormal(True)`.
+
+With --gemms "m,k,n;m,k,n;..." it also times torch.mm alone on those products (the step's own shapes, from the
+bench) at each thread count: the time of all of them, median over repetitions.
 
 usage: /usr/bin/python3 scripts/bench-train-torch.py --depth 6 --width 512 --input-dim 12288 --classes 10 \
-         --batch 128 --steps 10 --threads 1
-prints one JSON line: {"threads": .., "images_per_s": .., "step_ms": [..]}
-Run with OMP_WAIT_POLICY=PASSIVE: with the default (active) policy two threads are slower than one here.
+         --batch 128 --steps 10 --warmup 3 [--threads 1,2] [--lion lerp,foreach] [--gemms "128,12288,512;..."]
+prints one JSON line: {"torch": .., "runs": [{"threads", "lion", "step_ms"}], "gemm": [{"threads", "ms"}]}
 """
 
 import argparse
 import json
+import math
+import statistics
 import time
 
 import torch
@@ -41,14 +54,67 @@ class Mlp(nn.Module):
         return self.head(self.blocks(self.stem(x)))
 
 
-@torch.no_grad()
-def lion_step(params, momenta, lr: float, wd: float, beta1: float, beta2: float):
-    for p, m in zip(params, momenta):
-        g = p.grad
-        p.mul_(1 - lr * wd)
-        update = m.mul(beta1).add_(g, alpha=1 - beta1).sign_()
-        p.add_(update, alpha=-lr)
-        m.mul_(beta2).add_(g, alpha=1 - beta2)
+class Lion:
+    """LION over `params` with preallocated momenta (and, for `lerp`, preallocated direction buffers)."""
+
+    def __init__(self, params, variant: str):
+        self.params = params
+        self.momenta = [torch.zeros_like(p) for p in params]
+        self.buffers = [torch.empty_like(p) for p in params]
+        self.variant = variant
+
+    @torch.no_grad()
+    def step(self, lr: float, wd: float, beta1: float, beta2: float):
+        decay = 1 - lr * wd
+        grads = [p.grad for p in self.params]
+        if self.variant == "lerp":
+            for p, m, g, c in zip(self.params, self.momenta, grads, self.buffers):
+                torch.lerp(g, m, beta1, out=c)  # beta1*m + (1-beta1)*g
+                c.sign_()
+                p.mul_(decay).sub_(c, alpha=lr)
+                m.lerp_(g, 1 - beta2)  # beta2*m + (1-beta2)*g
+        else:
+            c = torch._foreach_mul(self.momenta, beta1)
+            torch._foreach_add_(c, grads, alpha=1 - beta1)
+            for t in c:
+                t.sign_()
+            torch._foreach_mul_(self.params, decay)
+            torch._foreach_add_(self.params, c, alpha=-lr)
+            torch._foreach_mul_(self.momenta, beta2)
+            torch._foreach_add_(self.momenta, grads, alpha=1 - beta2)
+
+
+def batch(n: int, input_dim: int, classes: int):
+    x = torch.sin(torch.arange(n * input_dim, dtype=torch.float64)).float().reshape(n, input_dim)
+    y = F.one_hot(torch.arange(n) % classes, classes).float() * 0.7 + 0.3 / classes
+    return x, y
+
+
+def time_steps(model, opt, x, y, warmup: int, steps: int):
+    times = []
+    for i in range(warmup + steps):
+        t = time.perf_counter()
+        model.zero_grad(set_to_none=False)
+        loss = -(y * F.log_softmax(model(x), dim=1)).sum(dim=1).mean()
+        loss.backward()
+        opt.step(1e-4, 0.1, 0.9, 0.99)
+        if i >= warmup:
+            times.append(1000 * (time.perf_counter() - t))
+    if not math.isfinite(loss.item()):
+        raise SystemExit("loss is not finite")
+    return times
+
+
+def time_gemms(shapes, reps: int):
+    mats = [(torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)) for m, k, n in shapes]
+    times = []
+    for i in range(reps + 2):
+        t = time.perf_counter()
+        for a, b, c in mats:
+            torch.mm(a, b, out=c)
+        if i >= 2:
+            times.append(1000 * (time.perf_counter() - t))
+    return statistics.median(times)
 
 
 def main():
@@ -61,34 +127,29 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--lion", default="lerp,foreach")
+    ap.add_argument("--gemms", default="")
     a = ap.parse_args()
 
-    torch.set_num_threads(a.threads)
+    torch.set_flush_denormal(True)
     torch.manual_seed(0)
-    model = Mlp(a.depth, a.width, a.expansion, a.input_dim, a.classes)
-    params = [p for p in model.parameters()]
-    momenta = [torch.zeros_like(p) for p in params]
-    x = torch.randn(a.batch, a.input_dim)
-    y = F.one_hot(torch.arange(a.batch) % a.classes, a.classes).float() * 0.7 + 0.3 / a.classes
-
-    times = []
-    for i in range(a.warmup + a.steps):
-        t = time.perf_counter()
-        for p in params:
-            p.grad = None
-        loss = -(y * F.log_softmax(model(x), dim=1)).sum(dim=1).mean()
-        loss.backward()
-        lion_step(params, momenta, 1e-4, 0.1, 0.9, 0.99)
-        if i >= a.warmup:
-            times.append(time.perf_counter() - t)
-    total = sum(times)
-    print(json.dumps({
-        "threads": a.threads,
-        "images_per_s": a.batch * len(times) / total,
-        "step_ms": [round(1000 * s, 2) for s in times],
-        "torch": torch.__version__,
-    }))
+    x, y = batch(a.batch, a.input_dim, a.classes)
+    runs = []
+    for threads in [int(t) for t in a.threads.split(",")]:
+        torch.set_num_threads(threads)
+        for variant in a.lion.split(","):
+            model = Mlp(a.depth, a.width, a.expansion, a.input_dim, a.classes)
+            opt = Lion(list(model.parameters()), variant)
+            times = time_steps(model, opt, x, y, a.warmup, a.steps)
+            runs.append({"threads": threads, "lion": variant, "step_ms": [round(t, 3) for t in times]})
+    gemm = []
+    if a.gemms:
+        shapes = [tuple(int(v) for v in s.split(",")) for s in a.gemms.split(";")]
+        for threads in [int(t) for t in a.threads.split(",")]:
+            torch.set_num_threads(threads)
+            gemm.append({"threads": threads, "ms": round(time_gemms(shapes, max(a.steps, 5)), 3)})
+    print(json.dumps({"torch": torch.__version__, "runs": runs, "gemm": gemm}))
 
 
 if __name__ == "__main__":

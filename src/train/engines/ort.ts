@@ -111,6 +111,11 @@ function sessionOptions(provider: OrtProvider, o: ResolvedOptions): ort.Inferenc
   };
 }
 
+/** The CPU session options of the engine's step sessions (the bench times MatMul alone with the same). */
+export function cpuSessionOptions(opts: OrtEngineOptions = {}): ort.InferenceSession.SessionOptions {
+  return sessionOptions('cpu', validateOptions(opts));
+}
+
 /**
  * Whether onnxruntime-node's CUDA provider library is installed next to its binding (it is downloaded separately).
  * Without it, trying the provider only makes onnxruntime log a load error on every session, so it is skipped.
