@@ -1,13 +1,12 @@
 // The bench's own instruments, against a real HTTP server on a socket: the closed loop keeps exactly N requests in
 // flight, the open loop sends at the asked rate whatever the server does and counts latency from the schedule,
-// failures are counted by status; and the small maths (percentiles, Poisson gaps, histogram quantiles, the bound).
+// failures are counted by status; and the small maths (percentiles, Poisson gaps, histogram quantiles).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { closedLoop, openLoop, percentile, poissonGaps, type Upload } from '../../src/bench/load.js';
 import { histogramQuantile, parseMetrics, readThreadCpu } from '../../src/bench/server-process.js';
-import { servingBound } from '../../src/bench/bound.js';
 
 const upload: Upload = { label: 'bytes', bytes: new Uint8Array(100).fill(7), contentType: 'image/png' };
 
@@ -120,11 +119,6 @@ describe('small maths', () => {
     expect(histogramQuantile(before, after, 'h', 0.5)).toBeCloseTo(1, 10);
     expect(histogramQuantile(before, after, 'h', 0.9)).toBeCloseTo(1.8, 10);
     expect(histogramQuantile(after, after, 'h', 0.9)).toBeNaN();
-  });
-
-  it('the bound adds the two per-image costs: 1 / (1/decode + 1/onnxruntime)', () => {
-    expect(servingBound(1000, 1000)).toBe(500);
-    expect(servingBound(1000, Infinity)).toBe(1000);
   });
 
   it('reads per-thread CPU of this very process (main thread apart)', () => {
