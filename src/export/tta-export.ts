@@ -17,8 +17,10 @@ export interface TtaExportOptions {
   from: string;
   /** Destination model directory; may equal `from`. */
   out: string;
-  /** e.g. "flip,shift:2" (see parseTtaSpec). */
+  /** e.g. "flip,shift:2" (see parseTtaSpec), or "none": the plain one-view graph of the same weights. */
   spec: string;
+  /** Name written into the card (it must equal the directory's name to be served). Default: the source's. */
+  name?: string;
   /** Data set whose test split measures the result (default: the one the card says it was trained on). */
   data?: string;
   /** The command line, recorded in the card. */
@@ -56,15 +58,21 @@ function trainedOn(card: ModelCard): string | undefined {
   return typeof ds?.name === 'string' ? ds.name : undefined;
 }
 
-/** Writes the TTA model to `out` and returns its card (metrics: testTop1 with TTA, testTop1NoTta without). */
+/**
+ * Writes the TTA model (or, with spec "none", the plain graph) to `out` and returns its card (metrics: testTop1 of
+ * what was written, testTop1NoTta of the plain graph).
+ */
 export async function exportWithTta(o: TtaExportOptions): Promise<ModelCard> {
   const source = await readCard(o.from);
   const { cfg, weights } = readOnnxWeights(await readFile(join(o.from, ONNX_FILE)));
-  const views = parseTtaSpec(o.spec);
-  const { tta: _previous, ...base } = source; // a model re-exported with another spec starts from no TTA
+  const plainOnly = o.spec.trim() === 'none';
+  const views = plainOnly ? undefined : parseTtaSpec(o.spec);
+  // A model re-exported with another spec starts from no TTA.
+  const { tta: _previous, ...rest } = source;
+  const base: ModelCard = { ...rest, name: o.name ?? source.name };
   const withTta: ModelCard = {
     ...base,
-    tta: { views },
+    ...(views ? { tta: { views } } : {}),
     // The schema allows extra provenance facts; its static type lists only the required ones.
     provenance: { ...source.provenance, tta: { spec: o.spec, ...(o.command ? { command: o.command } : {}) } } as ModelCard['provenance'],
   };
@@ -74,7 +82,7 @@ export async function exportWithTta(o: TtaExportOptions): Promise<ModelCard> {
     const src = await openDataSource(data);
     const test = await prepareSplit(src.test, source.input);
     const plain = await evaluateOnnx(exportOnnx(cfg, weights, base), base, test);
-    const tta = await evaluateOnnx(exportOnnx(cfg, weights, withTta), withTta, test);
+    const tta = plainOnly ? plain : await evaluateOnnx(exportOnnx(cfg, weights, withTta), withTta, test);
     test.close();
     withTta.metrics = { ...source.metrics, testTop1: tta, testTop1NoTta: plain };
   }

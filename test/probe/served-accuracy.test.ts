@@ -20,7 +20,7 @@ describe('servedAccuracy on the bundled default model', () => {
   it('scores the first 500 Fashion-MNIST test images near the card\'s test top-1', async () => {
     const card = await readCard('models/fashion-mlp');
     expect(card.provenance.kind).toBe('trained');
-    expect(card.metrics.testTop1).toBeGreaterThanOrEqual(0.91);
+    expect(card.metrics.testTop1).toBeGreaterThanOrEqual(0.9);
     const src = await openDataSource('fashion-mnist');
     const r = await servedAccuracy(src.test, { url: server.base, limit: 500, concurrency: 8 });
     expect(r.images).toBe(500);
