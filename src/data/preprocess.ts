@@ -3,9 +3,13 @@
 // the model's channels, resize (cover = shortest side then centre crop), then normalise to channel-major floats.
 
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
+import { readImageHeader } from './image-header.js';
 
 // Serving decodes untrusted bytes at high rates: sharp's operation cache only costs memory here.
 sharp.cache(false);
+// Many small images are decoded at once, one per libuv thread: libvips threads within one image would only add
+// synchronisation (docs/performance.md).
+sharp.concurrency(1);
 
 export interface InputGeometry {
   width: number;
@@ -56,6 +60,15 @@ function isRaw(input: ImageInput): input is RawImage {
   return !(input instanceof Uint8Array);
 }
 
+/** A PNG or JPEG within the pixel limit, known from its first bytes; throws for one over the limit. */
+function isPlainRaster(bytes: Uint8Array, maxPixels: number): boolean {
+  const h = readImageHeader(bytes);
+  if (!h) return false;
+  const pixels = h.width * h.height;
+  if (pixels > maxPixels) throw new ImageDecodeError('too_many_pixels', `image has ${pixels} pixels, the limit is ${maxPixels}`);
+  return true;
+}
+
 /**
  * Decodes and resizes to the model's geometry: uint8, channel-major (C, H, W). The trainer's cache stores exactly
  * this, so an epoch costs no decoding.
@@ -65,6 +78,9 @@ export async function decodeToChw(input: ImageInput, geo: InputGeometry, opts: D
   let img: Sharp;
   if (isRaw(input)) {
     img = sharp(input.raw, { raw: { width: input.width, height: input.height, channels: input.channels } });
+  } else if (isPlainRaster(input, maxPixels)) {
+    // A PNG or JPEG whose header was read in JavaScript: no vector, no frames, within the pixel limit.
+    img = sharp(input, { failOn: 'warning', limitInputPixels: maxPixels }).autoOrient();
   } else {
     // Read the header only, so oversize images and vector formats are refused before any pixel is decoded.
     let meta: Metadata;
