@@ -1,25 +1,28 @@
 # syntax=docker/dockerfile:1
-# mlp-serve, CPU image: Node 20 on Debian slim, onnxruntime's bundled CPU provider.
-#   docker build -t mlp-serve:latest .
-#   docker run -p 8080:8080 mlp-serve:latest                 # serves the models baked in from models/
-#   docker run -p 8080:8080 -v "$PWD/my-models:/app/models:ro" mlp-serve:latest   # serves yours instead
-# The container runs the README's start command, `npm start`, under tini (signals reach the server, zombies reaped).
+# mlp-serve, CPU image: Node 24 LTS on Debian slim, the compiled server, production dependencies only.
+#   docker build -t registry.example.com/mlp-serve:0.1.0 .
+#   docker run -p 8080:8080 registry.example.com/mlp-serve:0.1.0       # serves the models baked in from models/
+#   docker run -p 8080:8080 -v "$PWD/my-models:/app/models:ro" registry.example.com/mlp-serve:0.1.0
+# The container runs `node dist/serve/server.js` under tini (signals reach the server directly, zombies reaped).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
-# ---- build: all dependencies, typecheck, then drop the dev dependencies ----
+# ---- build: all dependencies, compile the server to dist/, then keep production dependencies only ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 # .npmrc keeps onnxruntime-node from downloading GPU binaries: the CPU ones ship inside the npm package.
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npx tsc -p tsconfig.json --noEmit \
+# onnxruntime-node ships its binaries for every OS and CPU: only this image's linux/<arch> is kept.
+RUN npx tsc -p tsconfig.build.json \
  && npm prune --omit=dev --no-audit --no-fund \
+ && find node_modules/onnxruntime-node/bin -mindepth 2 -maxdepth 2 ! -name linux -exec rm -rf {} + \
+ && find node_modules/onnxruntime-node/bin -mindepth 3 -maxdepth 3 -path '*/linux/*' ! -name "$(node -p process.arch)" -exec rm -rf {} + \
  && npm cache clean --force
 
-# ---- runtime: production dependencies, sources, models; non-root ----
+# ---- runtime: compiled server, production dependencies, models; non-root ----
 FROM ${NODE_IMAGE} AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
@@ -29,18 +32,16 @@ ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     MODELS_DIR=/app/models \
     EXECUTION_PROVIDERS=cpu \
-    MALLOC_MMAP_THRESHOLD_=131072 \
-    npm_config_cache=/tmp/.npm \
-    npm_config_update_notifier=false
+    MALLOC_MMAP_THRESHOLD_=131072
 WORKDIR /app
-# .npmrc stays behind: it only steers npm ci, and npm start would warn about its onnxruntime key on every start.
-COPY --from=build /app/package.json /app/package-lock.json /app/tsconfig.json ./
+# package.json says "type": "module" (dist/ is ESM) and carries the version /v2 reports.
+COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/src ./src
+COPY --from=build /app/dist ./dist
 COPY models ./models
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["npm", "start"]
+CMD ["node", "dist/serve/server.js"]

@@ -1,6 +1,7 @@
 // The dashboard, the alert rules and the autoscaler's metric, proven against a real Prometheus scraping the real
-// service under real traffic. The service starts the way the image starts it (the Dockerfile's CMD, `npm start`)
-// with the cpu overlay's ConfigMap as its environment; Prometheus (Debian's) scrapes it as the ServiceMonitor would,
+// service under real traffic. The service starts the way the image starts it (the Dockerfile's CMD, the compiled
+// server, from the image's /app laid out with production dependencies only) with the cpu overlay's ConfigMap as its
+// environment; Prometheus (Debian's) scrapes it as the ServiceMonitor would,
 // loads deploy/prometheus/mlp-serve.rules.yml, and every Grafana panel query, variable query, recording rule, alert
 // and prometheus-adapter query then runs through its HTTP API.
 //
@@ -19,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { CONFIG_ENV_VARS } from '../../src/config.js';
 import { writeRandomModel } from '../../src/export/random.js';
-import { parseDockerfile } from './lib/dockerfile.js';
+import { type AppDir, prepareAppDir } from './lib/app-dir.js';
 import { renderKustomization, type K8sObject } from './lib/kustomize.js';
 import { freePort, hasFiniteValue, Prometheus, waitFor, type RuleState } from './lib/prometheus.js';
 
@@ -32,7 +33,6 @@ const configMap = find('ConfigMap', 'mlp-serve-config');
 const deployment = find('Deployment', 'mlp-serve');
 const serviceMonitor = find('ServiceMonitor');
 const container = deployment.spec.template.spec.containers[0];
-const runtimeStage = parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')).at(-1)!;
 
 const MODEL = 'obs-tiny';
 const QUEUE_MAX = 16;
@@ -57,6 +57,7 @@ interface Dashboard {
 }
 
 let dir: string;
+let app: AppDir;
 let server: ChildProcess;
 let serverExit: Promise<number | null>;
 let serverLog = '';
@@ -131,23 +132,22 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mlp-obs-'));
   await writeRandomModel({ arch: 'B_1-Wi_32', out: join(dir, 'models', MODEL), name: MODEL, size: 16, channels: 3, classes: 10 });
 
-  // The image's start: the Dockerfile's CMD in the repository root (= WORKDIR), with the ConfigMap as environment.
-  expect(runtimeStage.cmd).toEqual(['npm', 'start']);
+  // The image's start: the Dockerfile's CMD in its WORKDIR, with the ConfigMap as environment.
+  app = prepareAppDir('Dockerfile');
   const port = await freePort();
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !CONFIG_ENV_VARS.includes(k)));
   // As in the pod: the image's ENV, overridden by the ConfigMap; then what a local run must change.
   const env = {
     ...inherited,
-    ...runtimeStage.env,
+    ...app.env,
     ...configMap.data,
     PORT: String(port),
     HOST: '127.0.0.1',
     MODELS_DIR: join(dir, 'models'),
     QUEUE_MAX: String(QUEUE_MAX),
-    npm_config_cache: join(dir, 'npm-cache'),
   };
-  // Its own process group, so that cleanup after a failure can end npm, tsx and the server together.
-  server = spawn(runtimeStage.cmd![0]!, runtimeStage.cmd!.slice(1), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // Its own process group, so that cleanup after a failure ends the server and its workers together.
+  server = spawn(app.cmd[0] === 'node' ? process.execPath : app.cmd[0]!, app.cmd.slice(1), { cwd: app.dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const keep = (d: Buffer) => (serverLog = (serverLog + d.toString()).slice(-20_000));
   server.stdout!.on('data', keep);
   server.stderr!.on('data', keep);
@@ -176,11 +176,11 @@ beforeAll(async () => {
   await traffic();
   // Let the last increments be scraped and the rules evaluate them.
   await sleep(2500);
-}, 90_000);
+}, 150_000);
 
 afterAll(async () => {
-  // Normally empty by now (the shutdown test drains the server); after a failure it ends whatever of npm, tsx and
-  // the server is left. The group is the one spawn() created for them.
+  // Normally empty by now (the shutdown test drains the server); after a failure it ends whatever is left of the
+  // server. The group is the one spawn() created for it.
   if (server?.pid) {
     try {
       process.kill(-server.pid, 'SIGKILL');
@@ -190,7 +190,8 @@ afterAll(async () => {
   }
   await prom?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
-});
+  app?.remove();
+}, 30_000);
 
 describe('observability against a real Prometheus', () => {
   it('the traffic got every kind of answer: 200, 400, 404 and 503 load shedding', () => {
@@ -322,17 +323,17 @@ describe('observability against a real Prometheus', () => {
   it('the probe paths answer 200 and the image\'s HEALTHCHECK command passes', async () => {
     for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe'])
       expect((await fetch(`${base}${container[probe].httpGet.path}`)).status, probe).toBe(200);
-    const hc = runtimeStage.healthcheck!.cmd;
+    const hc = app.healthcheck;
     const r = spawnSync(hc[0]!, hc.slice(1), { env: { ...process.env, PORT: base.split(':').at(-1) }, timeout: 10_000 });
     expect(r.status).toBe(0);
   });
 
-  it('SIGTERM to npm (as tini forwards it) drains the server, exits 0, and the outage alert goes pending', async () => {
+  it('SIGTERM to the server (as tini forwards it) drains it, exits 0, and the outage alert goes pending', async () => {
     const inflight = Array.from({ length: 8 }, () =>
       fetch(`${base}/classify`, { method: 'POST', body: new Uint8Array(readFileSync(join(dir, 'models', MODEL, 'model.json'))), headers: { 'content-type': 'image/png' } }).then((r) => r.status),
     );
     await sleep(20);
-    server.kill('SIGTERM'); // the npm process only, not its group: tini without -g does the same
+    server.kill('SIGTERM'); // the node process only, not its group: tini without -g does the same
     const code = await Promise.race([serverExit, sleep(20_000).then(() => 'timeout')]);
     expect(code, serverLog).toBe(0);
     expect(serverLog).toMatch(/draining/);
@@ -341,7 +342,7 @@ describe('observability against a real Prometheus', () => {
     for (const s of await Promise.allSettled(inflight)) if (s.status === 'fulfilled') expect(s.value).toBe(400);
     // Nothing is left behind: the port is closed and the HEALTHCHECK now fails.
     expect(await fetch(`${base}/healthz`).then(() => 'open', () => 'closed')).toBe('closed');
-    const hc = runtimeStage.healthcheck!.cmd;
+    const hc = app.healthcheck;
     expect(spawnSync(hc[0]!, hc.slice(1), { env: { ...process.env, PORT: base.split(':').at(-1) }, timeout: 10_000 }).status).toBe(1);
 
     let rule: RuleState | undefined;
