@@ -204,13 +204,13 @@ for (const file of ['Dockerfile', 'Dockerfile.gpu'] as const) {
   });
 }
 
-/** Does `version` (x.y.z) satisfy an engines range made of `>=a.b.c` and `^a.b.c` alternatives joined by `||`? */
+/** Does `version` (x.y.z) satisfy an engines range of `>=a.b.c`, `^a.b.c` or bare-major `a` alternatives joined by `||`? */
 function satisfies(version: string, range: string): boolean {
   const v = version.split('.').map(Number);
   const cmp = (a: number[], b: number[]) => a[0]! - b[0]! || (a[1] ?? 0) - (b[1] ?? 0) || (a[2] ?? 0) - (b[2] ?? 0);
   return range.split('||').some((alt) => {
-    const m = /^\s*(>=|\^)\s*(\d+(?:\.\d+){0,2})\s*$/.exec(alt);
-    if (!m) throw new Error(`engines range part "${alt}" is not >= or ^`);
+    const m = /^\s*(>=|\^)?\s*(\d+(?:\.\d+){0,2})\s*$/.exec(alt);
+    if (!m || (m[1] === undefined && m[2]!.includes('.'))) throw new Error(`engines range part "${alt}" is not >=, ^ or a major`);
     const min = m[2]!.split('.').map(Number);
     return cmp(v, min) >= 0 && (m[1] === '>=' || v[0] === min[0]);
   });
@@ -226,7 +226,9 @@ describe('Node version', () => {
     for (const [name, p] of Object.entries(lock.packages)) {
       const range = p.engines?.node;
       if (!name || !range || p.optional || !/^[\s\d.>=^|]+$/.test(range)) continue;
-      for (const probe of ['22.19.0', '24.0.0', '26.0.0'])
+      // The lowest version of each alternative engines admits, and a later major.
+      const probes = [...pkg.engines.node.matchAll(/(\d+(?:\.\d+){0,2})/g)].map((m) => m[1]!).concat('26.0.0');
+      for (const probe of probes)
         if (satisfies(probe, pkg.engines.node)) expect(satisfies(probe, range), `${name} (${range}) on Node ${probe}`).toBe(true);
     }
     expect(satisfies('20.20.0', pkg.engines.node)).toBe(false);
