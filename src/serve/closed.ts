@@ -4,6 +4,7 @@
 // would leak. This checks first.
 
 import type { FastifyReply } from 'fastify';
+import type { Hold } from './model-types.js';
 
 export function whenClosed(reply: FastifyReply, fn: () => void): void {
   const res = reply.raw;
@@ -14,4 +15,22 @@ export function whenClosed(reply: FastifyReply, fn: () => void): void {
 /** The connection closed before the whole answer was written: the client has gone. */
 export function clientLeft(reply: FastifyReply): boolean {
   return !reply.raw.writableFinished;
+}
+
+const HOLDING = Symbol('mlp.holdsModelGeneration');
+
+/**
+ * A Hold for ModelRegistry.resolve: the resolved model's generation stays alive until this reply is done with.
+ * A reply holds one lease however many times it resolves a model.
+ */
+export function holdUntilClosed(reply: FastifyReply): Hold {
+  return (release) => {
+    const holder = reply as FastifyReply & { [HOLDING]?: boolean };
+    if (holder[HOLDING]) {
+      release();
+      return;
+    }
+    holder[HOLDING] = true;
+    whenClosed(reply, release);
+  };
 }

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { decodeToChw, normalizeChw, type InputGeometry } from '../data/preprocess.js';
 import { inputDim } from '../model/card.js';
 import { ClientGoneError, DeadlineError, type Batcher, type ItemResult } from './batcher.js';
-import type { LoadedModel } from './plugins/models.js';
+import type { LoadedModel } from './model-types.js';
 import type { Metrics } from './metrics.js';
 
 export interface Prediction {

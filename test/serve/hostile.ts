@@ -3,7 +3,8 @@
 // and the binary tensor data extension), and model-directory surgery for versions and reloads.
 
 import { connect } from 'node:net';
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** A valid GIF of `frames` 1×1 frames on a width×height canvas: tiny on disk, thousands of frames in its header. */
@@ -133,4 +134,24 @@ export async function copyModel(from: string, to: string, card: { name: string; 
   json.name = card.name;
   json.version = card.version;
   await writeFile(join(to, 'model.json'), JSON.stringify(json, null, 2));
+}
+
+/**
+ * Fresh MODELS_DIRs built from the weight sets in `from()`: `make({ "a/2": "w1", b: "w1" })` puts a copy of `w1` at
+ * `a/2/` as model "a" version "2", and a flat `b/` (version "1"); `cleanup()` removes every one made.
+ */
+export function modelRepos(from: () => string): { make(layout: Record<string, string>): Promise<string>; cleanup(): Promise<void> } {
+  const made: string[] = [];
+  return {
+    async make(layout) {
+      const dir = await mkdtemp(join(tmpdir(), 'mlp-serve-repo-'));
+      made.push(dir);
+      for (const [path, weights] of Object.entries(layout)) {
+        const [name, version] = path.split('/');
+        await copyModel(join(from(), weights), join(dir, path), { name, version: version ?? '1' });
+      }
+      return dir;
+    },
+    cleanup: async () => void (await Promise.all(made.splice(0).map((d) => rm(d, { recursive: true, force: true })))),
+  };
 }

@@ -4,17 +4,17 @@
 // drained), and the policy for a bad model among several (MODEL_LOAD_POLICY) at start-up and at reload.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compareVersions } from '../../src/serve/model-repo.js';
 import { assertNoLeak, directRun, encodePattern, makeModels, metricsText, postImage, sample, startApp, type TempModels } from './helpers.js';
-import { copyModel, v2Get, v2Json } from './hostile.js';
+import { copyModel, modelRepos, v2Get, v2Json } from './hostile.js';
 
 const ADMIN = 'admin-key-for-versions-test';
 let src: TempModels;
 let png: Buffer;
-const scratch: string[] = [];
+const repos = modelRepos(() => src.dir);
+const repo = repos.make;
 
 beforeAll(async () => {
   // Two different weight sets of the same geometry: versions 1 and 2 of model "a" give different answers.
@@ -28,18 +28,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await src?.cleanup();
-  await Promise.all(scratch.map((d) => rm(d, { recursive: true, force: true })));
+  await repos.cleanup();
 });
 
-async function repo(layout: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'mlp-serve-versions-'));
-  scratch.push(dir);
-  for (const [path, weights] of Object.entries(layout)) {
-    const [name, version] = path.split('/');
-    await copyModel(join(src.dir, weights), join(dir, path), { name, version: version ?? '1' });
-  }
-  return dir;
-}
 
 const embed = async (base: string, query: string) => {
   const res = await fetch(`${base}/embed?${query}`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array(png) });

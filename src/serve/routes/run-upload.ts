@@ -6,6 +6,7 @@ import type { Config } from '../../config.js';
 import type { ItemResult } from '../batcher.js';
 import { runImages } from '../inference.js';
 import { readUpload } from '../inputs.js';
+import { holdUntilClosed } from '../closed.js';
 import { clientGone } from '../plugins/limits.js';
 import type { ModelQuery } from '../schemas.js';
 
@@ -15,7 +16,7 @@ export async function runUpload(
   reply: FastifyReply,
   config: Readonly<Config>,
 ) {
-  const model = app.models.resolve(req.query.model, req.query.version, reply);
+  const model = app.models.resolve(req.query.model, req.query.version, holdUntilClosed(reply));
   req.modelName = model.name;
   reply.header('x-model-version', model.version);
   const upload = await readUpload(req, config);

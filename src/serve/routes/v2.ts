@@ -11,6 +11,7 @@ import { gunzip, inflate, inflateRaw } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { Config } from '../../config.js';
+import { holdUntilClosed } from '../closed.js';
 import { Errors } from '../errors.js';
 import { clientGone } from '../plugins/limits.js';
 import { ModelName, ModelVersion } from '../schemas.js';
@@ -164,7 +165,7 @@ export default async function v2Routes(app: FastifyInstance, opts: { config: Rea
     response: { 200: InferResponse, ...V2Errors },
   });
   const infer = async (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
-    const model = app.models.resolve(req.params.model, req.params.version, reply);
+    const model = app.models.resolve(req.params.model, req.params.version, holdUntilClosed(reply));
     req.modelName = model.name;
     const body = req.body;
     if (!Buffer.isBuffer(body) || body.length === 0) throw Errors.INVALID_REQUEST('the request has no body: send an inference request object');

@@ -12,7 +12,7 @@ import { inputDim } from '../../model/card.js';
 import { Errors } from '../errors.js';
 import { runTensors, type RunOptions } from '../inference.js';
 import type { Batcher } from '../batcher.js';
-import type { LoadedModel } from '../plugins/models.js';
+import type { LoadedModel } from '../model-types.js';
 
 export const INPUT_NAME = 'input';
 export const OUTPUT_NAMES = ['logits', 'embedding'] as const;

@@ -1,0 +1,85 @@
+// Opens the inference workers for a set of model versions. When that fails, each version is tried alone (one
+// worker, one warm-up run) to find the file at fault: MODEL_LOAD_POLICY=fail reports it, skip-bad leaves it out
+// and starts the rest.
+
+import { inputDim } from '../model/card.js';
+import type { Config } from '../config.js';
+import { InferencePool, type PoolLogger } from './worker-pool.js';
+import type { WorkerInit } from './worker-protocol.js';
+import { relativeToRepo, type ModelVersionDir, type SkippedModel } from './model-repo.js';
+
+/** Batch sizes each model is warmed up at: powers of two up to the largest batch, and the largest itself. */
+export function warmupSizes(batchMaxSize: number): number[] {
+  const sizes = new Set<number>();
+  for (let s = 1; s < batchMaxSize; s *= 2) sizes.add(s);
+  sizes.add(batchMaxSize);
+  return [...sizes];
+}
+
+/** A model file onnxruntime would not load or run; the message names the file. */
+export class ModelLoadError extends Error {
+  constructor(
+    readonly file: string,
+    detail: string,
+  ) {
+    super(`${file}: onnxruntime cannot load or run it: ${detail}`);
+    this.name = 'ModelLoadError';
+  }
+}
+
+export interface OpenedPool {
+  pool: InferencePool;
+  /** The versions the pool runs (all of them, or those left under skip-bad). */
+  dirs: ModelVersionDir[];
+  /** The versions left out under skip-bad. */
+  skipped: SkippedModel[];
+}
+
+export interface OpenPoolOptions {
+  config: Readonly<Config>;
+  log: PoolLogger;
+  /** True once the server is shutting down: a failure then is no model's fault. */
+  closing: () => boolean;
+}
+
+function workerInit(config: Readonly<Config>, dirs: ModelVersionDir[], sizes: number[]): WorkerInit {
+  return {
+    models: dirs.map((d) => ({
+      name: `${d.name}:${d.version}`,
+      path: d.onnxPath,
+      inputDim: inputDim(d.card),
+      classes: d.card.labels.length,
+      embeddingDim: d.card.embeddingDim,
+    })),
+    providers: [...config.executionProviders],
+    requireGpu: config.requireGpu,
+    intraOpThreads: config.ortIntraOpThreads,
+    interOpThreads: config.ortInterOpThreads,
+    warmupSizes: sizes,
+  };
+}
+
+/** Starts workers for `dirs`, loaded and warmed up; see the module comment for what a failure does. */
+export async function openPool(dirs: ModelVersionDir[], o: OpenPoolOptions): Promise<OpenedPool> {
+  const { config, log } = o;
+  const full = (ds: ModelVersionDir[]) => InferencePool.create({ workers: config.inferenceWorkers, log, init: workerInit(config, ds, warmupSizes(config.batchMaxSize)) });
+  try {
+    return { pool: await full(dirs), dirs, skipped: [] };
+  } catch (err) {
+    // No GPU when one is required is no model's fault; nor is anything once shutting down.
+    if (o.closing() || /^REQUIRE_GPU=1/.test((err as Error).message)) throw err;
+    const bad: { dir: ModelVersionDir; error: ModelLoadError }[] = [];
+    for (const d of dirs) {
+      const probe = await InferencePool.create({ workers: 1, log: { ...log, error: () => undefined }, init: workerInit(config, [d], [1]) }).catch((e: Error) => e);
+      if (probe instanceof Error) bad.push({ dir: d, error: new ModelLoadError(d.onnxPath, probe.message) });
+      else await probe.close();
+    }
+    if (bad.length === 0) throw err;
+    if (config.modelLoadPolicy === 'fail') throw bad[0].error;
+    const good = dirs.filter((d) => !bad.some((b) => b.dir === d));
+    if (good.length === 0) throw new Error(`no model could be loaded: ${bad.map((b) => b.error.message).join('; ')}`);
+    const left = bad.map((b) => ({ path: relativeToRepo(b.dir.onnxPath, config.modelsDir), reason: relativeToRepo(b.error.message, config.modelsDir) }));
+    for (const s of left) log.warn(`MODEL_LOAD_POLICY=skip-bad: skipping ${s.path}: ${s.reason}`);
+    return { pool: await full(good), dirs: good, skipped: left };
+  }
+}
