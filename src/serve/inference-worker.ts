@@ -82,5 +82,5 @@ port.on('message', (msg: ToWorker | null) => {
 });
 
 start().catch((err: Error) => {
-  post({ type: 'init-error', message: err.message, gpuRequired: err instanceof GpuUnavailableError });
+  post({ type: 'init-error', message: err.message, kind: err instanceof GpuUnavailableError ? 'gpu-unavailable' : 'other' });
 });

@@ -5,6 +5,7 @@
 import { inputDim } from '../model/card.js';
 import type { Config } from '../config.js';
 import { InferencePool, type PoolLogger } from './worker-pool.js';
+import { GpuUnavailableError } from './session.js';
 import type { WorkerInit } from './worker-protocol.js';
 import { relativeToRepo, type ModelVersionDir, type SkippedModel } from './model-repo.js';
 
@@ -67,7 +68,7 @@ export async function openPool(dirs: ModelVersionDir[], o: OpenPoolOptions): Pro
     return { pool: await full(dirs), dirs, skipped: [] };
   } catch (err) {
     // No GPU when one is required is no model's fault; nor is anything once shutting down.
-    if (o.closing() || /^REQUIRE_GPU=1/.test((err as Error).message)) throw err;
+    if (o.closing() || err instanceof GpuUnavailableError) throw err;
     const bad: { dir: ModelVersionDir; error: ModelLoadError }[] = [];
     for (const d of dirs) {
       const probe = await InferencePool.create({ workers: 1, log: { ...log, error: () => undefined }, init: workerInit(config, [d], [1]) }).catch((e: Error) => e);

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ExecutionProvider } from '../config.js';
 import type { FromWorker, RunRequest, WorkerInit } from './worker-protocol.js';
+import { GpuUnavailableError } from './session.js';
 
 export interface BatchResult {
   /** [size, classes] */
@@ -186,7 +187,7 @@ export class InferencePool extends EventEmitter {
             this.onFree(slot);
             break;
           case 'init-error':
-            reject(new Error(msg.message));
+            reject(msg.kind === 'gpu-unavailable' ? new GpuUnavailableError(msg.message) : new Error(msg.message));
             void worker.terminate();
             break;
           case 'result':

@@ -34,10 +34,14 @@ export interface RunRequest {
 
 export type ToWorker = RunRequest;
 
+/** Why a worker could not start: no GPU although one is required (GpuUnavailableError), or anything else. */
+export type InitErrorKind = 'gpu-unavailable' | 'other';
+
 export type FromWorker =
   | { type: 'log'; level: 'warn' | 'info'; message: string }
   | { type: 'ready'; providers: Record<string, ExecutionProvider>; warmupMs: number }
-  | { type: 'init-error'; message: string; gpuRequired: boolean }
+  /** `kind` carries the error's class across the thread boundary (src/serve/worker-pool.ts rebuilds it). */
+  | { type: 'init-error'; message: string; kind: InitErrorKind }
   | {
       type: 'result';
       id: number;

@@ -11,6 +11,7 @@ import { createMetrics } from '../../src/serve/metrics.js';
 import { ModelManager } from '../../src/serve/model-manager.js';
 import { ModelLoadError, warmupSizes } from '../../src/serve/model-pool.js';
 import type { ManagerLog } from '../../src/serve/model-types.js';
+import { GpuUnavailableError, openSession } from '../../src/serve/session.js';
 import { makeModels, type TempModels } from './helpers.js';
 import { copyModel, modelRepos } from './hostile.js';
 
@@ -162,6 +163,22 @@ describe('ModelManager', () => {
       }
     }
   }, 90_000);
+
+  it('EXPECTED FAILURE - REQUIRE_GPU=1 without a GPU fails with GpuUnavailableError, no model blamed', async () => {
+    const dir = await repo({ a: 'w1' });
+    const cuda = await openSession(join(dir, 'a', 'model.onnx'), { providers: ['cuda'], requireGpu: false, intraOpThreads: 1, interOpThreads: 1 }).catch(() => undefined);
+    if (cuda) return void (await cuda.session.release()); // a machine with a working GPU: nothing to refuse
+    const { mgr } = await manager({ MODELS_DIR: dir, EXECUTION_PROVIDERS: 'cuda,cpu', REQUIRE_GPU: '1' });
+    try {
+      const err = await mgr.whenReady().then(() => undefined, (e: Error) => e);
+      // The worker's error kind crossed the thread boundary: it is not taken for a broken model file.
+      expect(err).toBeInstanceOf(GpuUnavailableError);
+      expect(err).not.toBeInstanceOf(ModelLoadError);
+      expect(mgr.state).toBe('failed');
+    } finally {
+      await mgr.close();
+    }
+  }, 30_000);
 
   it('EXPECTED FAILURE - a DEFAULT_MODEL that is not in the repository fails start', async () => {
     const dir = await repo({ a: 'w1' });

@@ -119,6 +119,7 @@ describe('InferencePool', () => {
       init: init({ models: [{ name: 'p', path: onnx, inputDim: D + 1, classes: 3, embeddingDim: 16 }] }),
     }).catch((e) => e);
     expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(GpuUnavailableError);
     expect(err.message).toMatch(/input|dimension|shape/i);
   });
 
@@ -130,6 +131,8 @@ describe('InferencePool', () => {
       return; // CUDA works here
     }
     const err = await InferencePool.create({ workers: 1, log, init: init({ providers: ['cuda', 'cpu'], requireGpu: true }) }).catch((e) => e);
+    // The worker's error class survives the thread boundary: callers test the kind, not the wording.
+    expect(err).toBeInstanceOf(GpuUnavailableError);
     expect(err.message).toMatch(/REQUIRE_GPU=1/);
   });
 });
