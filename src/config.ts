@@ -187,10 +187,23 @@ export function defaultIntraOpThreads(cores: number, inferenceWorkers: number): 
 
 const inferenceWorkers = int(1, 1, 64);
 
+/** The gRPC listener's port: a port number (`0` picks a free one), or `off`. */
+const grpcPort: Kind<number | 'off'> = {
+  parse: (name, v) => (v === undefined ? 8081 : v.toLowerCase() === 'off' ? 'off' : checkInt(name, v, 0, 65535)),
+  defaultDoc: '8081',
+  accepts: 'integer 0–65535, or `off`',
+};
+
 /** The table. Order is the documentation's order (within a group) and the order variables are checked in. */
 const SETTINGS = {
   port: { env: 'PORT', group: 'server', ...int(8080, 0, 65535), doc: 'TCP port to listen on (`0` picks a free one).' },
   host: { env: 'HOST', group: 'server', ...str('0.0.0.0'), doc: 'Interface to bind.' },
+  grpcPort: {
+    env: 'GRPC_PORT',
+    group: 'server',
+    ...grpcPort,
+    doc: 'Port of the Open Inference Protocol gRPC service (`inference.GRPCInferenceService`, on HOST); `0` picks a free one, `off` disables it.',
+  },
   modelsDir: { env: 'MODELS_DIR', group: 'models', ...str('models'), doc: 'Directory with one sub-directory per model (`model.onnx` + `model.json`, or versions `NAME/VERSION/`).' },
   defaultModel: { env: 'DEFAULT_MODEL', group: 'models', ...modelName, doc: 'Model used when a request names none.' },
   batchMaxSize: { env: 'BATCH_MAX_SIZE', group: 'batching', ...int(32, 1, 4096), doc: 'Largest batch handed to onnxruntime; `1` turns batching off.' },

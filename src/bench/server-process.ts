@@ -115,7 +115,7 @@ export function delta(before: Samples, after: Samples, name: string): number {
 export async function startServer(modelsDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/serve/server.ts'], {
     cwd: ROOT,
-    env: { ...process.env, MODELS_DIR: modelsDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, MODELS_DIR: modelsDir, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log: string[] = [];

@@ -12,6 +12,7 @@ import type { Config } from '../config.js';
 import { Errors, RETRY_AFTER_SECONDS, errorBody, isV2Url, toPublicError } from './errors.js';
 import { IMAGE_REQUEST_BODY, V2_REQUEST_BODY } from './schemas.js';
 import { isPartAFile } from './inputs.js';
+import type {} from './grpc/server.js';
 import metricsPlugin from './plugins/metrics.js';
 import modelsPlugin from './plugins/models.js';
 import securityPlugin from './plugins/security.js';
@@ -86,6 +87,9 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
   });
   app.decorate('config', config);
   app.decorate('serving', { draining: false } satisfies ServingState);
+  // Set by startGrpc (src/serve/grpc/server.ts); its calls are drained before the models close, like HTTP's.
+  app.decorate('grpcListener', undefined);
+  app.addHook('preClose', async () => app.grpcListener?.drain());
 
   // Only what the API accepts: raw image bytes, and multipart (registered below). JSON and text get 415.
   app.removeAllContentTypeParsers();

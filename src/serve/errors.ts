@@ -1,7 +1,8 @@
 // Every error the API can answer with, in one table (code, message, status), and the one function that turns any
 // thrown error into the public body {"error":{"code","message"}}. Nothing else reaches a client: no stack trace, no
 // file path, no library message that could carry either. Client mistakes are 4xx; 5xx only for our own faults
-// (a worker that died, a failed run) and load shedding (503 with Retry-After, 504 past the deadline).
+// (a worker that died, a failed run) and load shedding (503 with Retry-After, 504 past the deadline). The gRPC
+// service answers the same errors with the status code grpcStatusOf gives.
 
 import createError from '@fastify/error';
 import { ImageDecodeError } from '../data/preprocess.js';
@@ -134,4 +135,39 @@ export function errorBody(pub: Pick<PublicError, 'code' | 'message'>, url: strin
 /** Whether a request URL belongs to the Open Inference Protocol routes (`/v2` and below). */
 export function isV2Url(url: string): boolean {
   return url === '/v2' || url.startsWith('/v2/') || url.startsWith('/v2?');
+}
+
+/** gRPC status codes (the protocol's numbers), for the public errors the gRPC service answers with. */
+export const GrpcStatus = {
+  CANCELLED: 1,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
+export type GrpcStatusName = keyof typeof GrpcStatus;
+
+/** The gRPC status of a public error: the same decision as its HTTP status, in gRPC's terms. */
+export function grpcStatusOf(pub: Pick<PublicError, 'status'>): GrpcStatusName {
+  switch (pub.status) {
+    case 401:
+      return 'UNAUTHENTICATED';
+    case 403:
+      return 'PERMISSION_DENIED';
+    case 404:
+      return 'NOT_FOUND';
+    case 429:
+      return 'RESOURCE_EXHAUSTED';
+    case 499:
+      return 'CANCELLED';
+    case 503:
+      return 'UNAVAILABLE';
+    case 504:
+      return 'DEADLINE_EXCEEDED';
+  }
+  return pub.status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT';
 }

@@ -6,6 +6,7 @@ import client, { type Registry } from 'prom-client';
 /** Every metric name this module registers (besides prom-client's default process_* and nodejs_* metrics). */
 export const METRIC_NAMES = Object.freeze({
   httpRequestDuration: 'mlp_http_request_duration_seconds',
+  grpcRequestDuration: 'mlp_grpc_request_duration_seconds',
   queueWait: 'mlp_queue_wait_seconds',
   preprocessDuration: 'mlp_preprocess_duration_seconds',
   inferenceDuration: 'mlp_inference_duration_seconds',
@@ -29,14 +30,15 @@ export type RequestOutcome = 'ok' | 'client_error' | 'rejected' | 'timeout' | 'e
 export interface Metrics {
   registry: Registry;
   httpRequestDuration: client.Histogram<'route' | 'method' | 'status'>;
+  grpcRequestDuration: client.Histogram<'method' | 'code'>;
   queueWait: client.Histogram<'model'>;
   preprocessDuration: client.Histogram<'model'>;
   inferenceDuration: client.Histogram<'model'>;
   batchSize: client.Histogram<'model'>;
   queueDepth: client.Gauge<'model'>;
   inflightRequests: client.Gauge;
-  requestsTotal: client.Counter<'route' | 'model' | 'outcome'>;
-  rejectionsTotal: client.Counter<'model' | 'reason'>;
+  requestsTotal: client.Counter<'route' | 'model' | 'outcome' | 'protocol'>;
+  rejectionsTotal: client.Counter<'model' | 'reason' | 'protocol'>;
   imagesTotal: client.Counter<'model'>;
   modelInfo: client.Gauge<'model' | 'version' | 'arch' | 'provider'>;
   imagesCancelled: client.Counter<'model'>;
@@ -63,6 +65,13 @@ export function createMetrics(registry: Registry): Metrics {
       name: METRIC_NAMES.httpRequestDuration,
       help: 'HTTP request latency from arrival to the last byte of the response, by route template, method and status.',
       labelNames: ['route', 'method', 'status'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    grpcRequestDuration: new client.Histogram({
+      name: METRIC_NAMES.grpcRequestDuration,
+      help: 'gRPC call latency (inference.GRPCInferenceService) from arrival to the answer, by method and status code name.',
+      labelNames: ['method', 'code'],
       buckets: LATENCY_BUCKETS,
       registers,
     }),
@@ -107,14 +116,14 @@ export function createMetrics(registry: Registry): Metrics {
     }),
     requestsTotal: new client.Counter({
       name: METRIC_NAMES.requestsTotal,
-      help: 'Inference requests by route, model and outcome (ok, client_error, rejected, timeout, error, cancelled).',
-      labelNames: ['route', 'model', 'outcome'],
+      help: 'Inference requests by route (the gRPC method for gRPC), model, outcome (ok, client_error, rejected, timeout, error, cancelled) and protocol (http, grpc).',
+      labelNames: ['route', 'model', 'outcome', 'protocol'],
       registers,
     }),
     rejectionsTotal: new client.Counter({
       name: METRIC_NAMES.rejectionsTotal,
-      help: 'Inference requests refused, by model and reason (the error code, lower case).',
-      labelNames: ['model', 'reason'],
+      help: 'Inference requests refused, by model, reason (the error code, lower case) and protocol (http, grpc).',
+      labelNames: ['model', 'reason', 'protocol'],
       registers,
     }),
     imagesTotal: new client.Counter({

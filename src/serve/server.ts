@@ -1,9 +1,10 @@
-// `npm start`: reads the config, builds the app, listens on $HOST:$PORT, and drains gracefully on SIGTERM/SIGINT:
+// `npm start`: reads the config, builds the app, listens on $HOST:$PORT (and gRPC on $GRPC_PORT), and drains gracefully on SIGTERM/SIGINT:
 // /readyz turns 503 at once, the listener closes, accepted requests finish, and the process exits 0, or 1 if the
 // grace period (SHUTDOWN_GRACE_MS) runs out first.
 
 import { ConfigError, loadConfig, misspelledVariables, type Config } from '../config.js';
 import { buildApp } from './app.js';
+import { startGrpc } from './grpc/server.js';
 
 async function main(): Promise<void> {
   let config: Readonly<Config>;
@@ -59,6 +60,14 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 
   await app.listen({ port: config.port, host: config.host });
+  try {
+    const grpc = await startGrpc(app);
+    if (grpc) app.log.info(`gRPC (inference.GRPCInferenceService) listening on ${config.host}:${grpc.port}`);
+  } catch (err) {
+    app.log.fatal(`start-up failed: GRPC_PORT ${config.grpcPort}: ${(err as Error).message}`);
+    await app.close().catch(() => undefined);
+    process.exit(1);
+  }
   try {
     await app.models.whenReady();
     app.log.info({ models: app.models.list.map((m) => `${m.name} (${m.provider})`) }, 'ready');

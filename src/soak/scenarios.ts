@@ -333,7 +333,7 @@ export async function crash(ctx: SoakContext, crashes: number): Promise<Row> {
 async function startWithExit(ctx: SoakContext, more: Record<string, string>) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/serve/server.ts'], {
     cwd: ROOT,
-    env: { ...process.env, ...env(ctx, more), MODELS_DIR: ctx.modelsDir, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info' },
+    env: { ...process.env, ...env(ctx, more), MODELS_DIR: ctx.modelsDir, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

@@ -166,7 +166,7 @@ for (const file of ['Dockerfile', 'Dockerfile.gpu'] as const) {
         for (const k of Object.keys(s.env))
           expect(CONFIG_ENV_VARS.includes(k) || RUNTIME_VARS.has(k) || (s !== runtime && BUILD_VARS.has(k)), `${k} in stage ${s.name}`).toBe(true);
       const cfg = loadConfig(runtime.env);
-      expect(runtime.expose).toEqual([cfg.port]);
+      expect(runtime.expose).toEqual(cfg.grpcPort === 'off' ? [cfg.port] : [cfg.port, cfg.grpcPort]);
       expect(cfg.host).toBe('0.0.0.0');
     });
 

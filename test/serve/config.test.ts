@@ -12,6 +12,7 @@ describe('loadConfig', () => {
     expect(c).toEqual({
       port: 8080,
       host: '0.0.0.0',
+      grpcPort: 8081,
       modelsDir: 'models',
       defaultModel: undefined,
       batchMaxSize: 32,
@@ -46,6 +47,10 @@ describe('loadConfig', () => {
       maxModelVersions: 2,
       mallocMmapThreshold: undefined,
     });
+  });
+
+  it('GRPC_PORT: a port, 0 for any free one, or off (any case)', () => {
+    expect([loadConfig({ GRPC_PORT: '9001' }).grpcPort, loadConfig({ GRPC_PORT: '0' }).grpcPort, loadConfig({ GRPC_PORT: 'OFF' }).grpcPort]).toEqual([9001, 0, 'off']);
   });
 
   it('reads every variable', () => {
@@ -152,6 +157,8 @@ describe('loadConfig', () => {
     [{ DEFAULT_MODEL: '../x' }, 'DEFAULT_MODEL', /not a model name/],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', /must be one of/],
     [{ SHUTDOWN_GRACE_MS: '1e3' }, 'SHUTDOWN_GRACE_MS', /integer/],
+    [{ GRPC_PORT: 'none' }, 'GRPC_PORT', /must be an integer/],
+    [{ GRPC_PORT: '70000' }, 'GRPC_PORT', /between 0 and 65535/],
   ];
   for (const [env, variable, message] of bad) {
     it(`EXPECTED FAILURE - ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} names ${variable}`, () => {

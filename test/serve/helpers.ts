@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { expect } from 'vitest';
 import { ConfigError, loadConfig, type Config } from '../../src/config.js';
 import { buildApp } from '../../src/serve/app.js';
+import { startGrpc } from '../../src/serve/grpc/server.js';
 import { writeRandomModel, type RandomModelOptions } from '../../src/export/random.js';
 import { decodeToChw, normalizeChw } from '../../src/data/preprocess.js';
 import { parseIdx } from '../../src/data/idx.js';
@@ -35,19 +36,23 @@ export async function makeModels(models: Omit<RandomModelOptions, 'out'>[]): Pro
 export interface Running {
   app: FastifyInstance;
   base: string;
+  /** `127.0.0.1:PORT` of the gRPC service, when started with `grpc: true`. */
+  grpc?: string;
   config: Readonly<Config>;
   close(): Promise<void>;
 }
 
-/** Builds the app from env-style settings, listens on 127.0.0.1:0 and waits until /readyz would be 200. */
-export async function startApp(env: Record<string, string>, opts: { waitReady?: boolean } = {}): Promise<Running> {
-  const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', EXECUTION_PROVIDERS: 'cpu', ORT_INTRA_OP_THREADS: '1', ...env });
+/** Builds the app from env-style settings, listens on 127.0.0.1:0 (gRPC too, on another free port, with `grpc`)
+ *  and waits until /readyz would be 200. */
+export async function startApp(env: Record<string, string>, opts: { waitReady?: boolean; grpc?: boolean } = {}): Promise<Running> {
+  const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0', EXECUTION_PROVIDERS: 'cpu', ORT_INTRA_OP_THREADS: '1', ...env });
   const app = await buildApp(config, { logger: false });
   await app.listen({ port: config.port, host: config.host });
+  const grpc = opts.grpc ? await startGrpc(app) : undefined;
   if (opts.waitReady !== false) await app.models.whenReady();
   const addr = app.server.address();
   if (!addr || typeof addr === 'string') throw new Error('no TCP address');
-  return { app, base: `http://127.0.0.1:${addr.port}`, config, close: () => app.close() };
+  return { app, base: `http://127.0.0.1:${addr.port}`, grpc: grpc && `127.0.0.1:${grpc.port}`, config, close: () => app.close() };
 }
 
 export async function postImage(base: string, path: string, body: Uint8Array | string, type = 'image/png') {
@@ -99,10 +104,26 @@ export async function metricsText(base: string): Promise<string> {
   return (await fetch(`${base}/metrics`)).text();
 }
 
-/** Value of one sample line of the Prometheus text, e.g. sample(text, 'mlp_batch_size_count{model="a"}'). */
+/**
+ * Sum of the samples of the Prometheus text whose name is the series' and whose labels include every label it names,
+ * e.g. sample(text, 'mlp_batch_size_count{model="a"}'); 0 when none matches. A label added later (a `protocol`, say)
+ * leaves the assertions that do not name it unchanged.
+ */
 export function sample(text: string, series: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
-  return line ? Number(line.slice(series.length + 1)) : 0;
+  const parse = (s: string) => {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?$/.exec(s);
+    if (!m) throw new Error(`not a series: ${s}`);
+    return { name: m[1], labels: new Set((m[2] ?? '').match(/\w+="(?:[^"\\]|\\.)*"/g) ?? []) };
+  };
+  const want = parse(series);
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || !line.startsWith(want.name)) continue;
+    const at = line.lastIndexOf(' ');
+    const got = parse(line.slice(0, at));
+    if (got.name === want.name && [...want.labels].every((l) => got.labels.has(l))) sum += Number(line.slice(at + 1));
+  }
+  return sum;
 }
 
 // ---------------------------------------------------------------------------------------------- images

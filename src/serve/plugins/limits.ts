@@ -33,12 +33,21 @@ async function limitsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
   const max = opts.config.maxInflightRequests;
   let inflight = 0;
 
+  /** Admits one request or throws OVERLOADED; the returned function releases it (once). */
+  const enter = (): (() => void) => {
+    if (inflight >= max) throw Errors.OVERLOADED();
+    inflight++;
+    let released = false;
+    return () => {
+      if (!released) inflight--;
+      released = true;
+    };
+  };
+
   // After authentication (preParsing hooks run in order), before the body is read.
   app.addHook('preParsing', async (req, reply) => {
     if (!req.routeOptions.config?.inference) return;
-    if (inflight >= max) throw Errors.OVERLOADED();
-    inflight++;
-    whenClosed(reply, () => inflight--);
+    whenClosed(reply, enter());
   });
 
   app.decorate('admission', {
@@ -46,13 +55,14 @@ async function limitsPlugin(app: FastifyInstance, opts: { config: Readonly<Confi
       return inflight;
     },
     max,
+    enter,
   });
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Inference requests admitted and not yet answered, and the limit. */
-    admission: { readonly inflight: number; readonly max: number };
+    /** Inference requests (HTTP and gRPC) admitted and not yet answered, the limit, and admission itself. */
+    admission: { readonly inflight: number; readonly max: number; enter(): () => void };
   }
 }
 

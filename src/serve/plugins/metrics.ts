@@ -52,8 +52,8 @@ async function metricsPlugin(app: FastifyInstance): Promise<void> {
       metrics.httpRequestDuration.observe({ route, method: req.method, status: '499' }, reply.elapsedTime / 1000);
       if (!req.routeOptions.config?.inference) return;
       const model = req.modelName ?? 'unknown';
-      metrics.requestsTotal.inc({ route, model, outcome: 'cancelled' });
-      metrics.rejectionsTotal.inc({ model, reason: 'client_gone' });
+      metrics.requestsTotal.inc({ route, model, outcome: 'cancelled', protocol: 'http' });
+      metrics.rejectionsTotal.inc({ model, reason: 'client_gone', protocol: 'http' });
     });
   });
   app.addHook('onResponse', async (req: Tracked, reply: FastifyReply) => {
@@ -63,9 +63,9 @@ async function metricsPlugin(app: FastifyInstance): Promise<void> {
     metrics.httpRequestDuration.observe({ route, method: req.method, status: String(status) }, reply.elapsedTime / 1000);
     if (!req.routeOptions.config?.inference) return;
     const model = req.modelName ?? 'unknown';
-    metrics.requestsTotal.inc({ route, model, outcome: outcomeOf(status) });
+    metrics.requestsTotal.inc({ route, model, outcome: outcomeOf(status), protocol: 'http' });
     // Refusals: every 4xx, load shedding (503) and deadlines (504); 500s are our faults, counted as outcome=error.
-    if (req.errorCode && status !== 500) metrics.rejectionsTotal.inc({ model, reason: req.errorCode.toLowerCase() });
+    if (req.errorCode && status !== 500) metrics.rejectionsTotal.inc({ model, reason: req.errorCode.toLowerCase(), protocol: 'http' });
   });
 
   app.get(

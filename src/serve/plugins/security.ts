@@ -50,6 +50,13 @@ export function presentedKey(req: Pick<FastifyRequest, 'headers'>): string | und
   return typeof x === 'string' && x !== '' ? x : undefined;
 }
 
+/** Whether a presented key may call inference routes (always, when API_KEYS is empty): HTTP's rule, for gRPC too. */
+export function inferenceKeyCheck(config: Pick<Config, 'apiKeys' | 'adminApiKeys'>): (presented: string | undefined) => boolean {
+  const keys = [...config.apiKeys, ...config.adminApiKeys].map(digest);
+  const open = config.apiKeys.length === 0;
+  return (presented) => open || keyMatches(presented, keys);
+}
+
 async function securityPlugin(app: FastifyInstance, opts: { config: Readonly<Config> }): Promise<void> {
   const { config } = opts;
 
@@ -80,9 +87,8 @@ async function securityPlugin(app: FastifyInstance, opts: { config: Readonly<Con
     });
   }
 
-  const inferenceKeys = [...config.apiKeys, ...config.adminApiKeys].map(digest);
+  const inferenceAllowed = inferenceKeyCheck(config);
   const adminKeys = config.adminApiKeys.map(digest);
-  const inferenceOpen = config.apiKeys.length === 0;
 
   app.addHook('preParsing', async (req, reply) => {
     const access = req.routeOptions.config?.access ?? 'inference';
@@ -91,7 +97,7 @@ async function securityPlugin(app: FastifyInstance, opts: { config: Readonly<Con
     if (access === 'admin') {
       if (adminKeys.length === 0) throw Errors.FORBIDDEN('admin routes are disabled: set ADMIN_API_KEYS to enable them');
       if (keyMatches(presentedKey(req), adminKeys)) return;
-    } else if (inferenceOpen || keyMatches(presentedKey(req), inferenceKeys)) return;
+    } else if (inferenceAllowed(presentedKey(req))) return;
     reply.header('www-authenticate', 'Bearer realm="mlp-serve"');
     throw Errors.UNAUTHORIZED();
   });
