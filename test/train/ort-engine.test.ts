@@ -8,7 +8,8 @@ import { LAYER_NORM_EPS, forwardReference, gelu, initWeights, namedTensors, type
 import { createRng, normal } from '../../src/util/rng.js';
 import type { StepHyper, TrainBatch } from '../../src/train/engines/engine.js';
 import { createEngine as createTfjsEngine } from '../../src/train/engines/tfjs.js';
-import { OrtEngine, createEngine, lionInPlace, lossAndGradients, type LionPlacement } from '../../src/train/engines/ort.js';
+import { OrtEngine, createEngine, lossAndGradients, type LionPlacement } from '../../src/train/engines/ort.js';
+import { lionInPlace } from '../../src/train/engines/ort-state.js';
 import { lionUpdate } from '../../src/train/lion.js';
 import { createLionArena, simdAvailable } from '../../src/train/engines/lion-simd.js';
 import { buildTrainGraph, paramSpecs } from '../../src/train/engines/ort-graph.js';
@@ -265,6 +266,17 @@ describe('OrtEngine', () => {
     await engine.step(randomBatch(CFG, 4, 14), hyper);
     namedTensors(w).forEach((t, i) => expect(t.data).toEqual(before[i]));
     expect(engine.provider).toBe('cpu');
+  });
+
+  it('the stem is held transposed inside, yet weights and momenta read back in their public layout, unchanged', async () => {
+    expect(paramSpecs(CFG).filter((s) => s.transposed).map((s) => s.name)).toEqual(['stem.weight']);
+    const w = weights(16);
+    const momentum = namedTensors(weights(17)).map((t) => t.data);
+    const engine = (await createEngine(OPTS)) as OrtEngine;
+    engines.push(engine);
+    await engine.init(CFG, w, momentum);
+    namedTensors(await engine.readWeights()).forEach((t, i) => expect(t.data, t.name).toEqual(namedTensors(w)[i].data));
+    (await engine.readMomentum()).forEach((m, i) => expect(m).toEqual(momentum[i]));
   });
 
   it('the host-side LION kernel is bit-identical to the reference lionUpdate, including zero directions', () => {

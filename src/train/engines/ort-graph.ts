@@ -40,7 +40,15 @@ export interface ParamSpec {
   shape: number[];
   /** Trained with the head's lr rather than lr·bodyLrScale. */
   head: boolean;
+  /**
+   * Fed to the graphs as Wᵀ, [out, in] (the engine transposes on the way in and out). The stem's: its forward
+   * (x·Wᵀ) and weight gradient (dZᵀ·x, [out, in]) ran 15–20% faster that way on this CPU's MLAS for 12288 → 512.
+   */
+  transposed?: boolean;
 }
+
+/** The shape a tensor has inside the graphs: `shape`, or its transpose for a `transposed` weight. */
+export const storedShape = (s: ParamSpec): number[] => (s.transposed ? [...s.shape].reverse() : s.shape);
 
 /** The trainable tensors of `cfg`, named and ordered exactly as `namedTensors` in src/model/mlp.ts. */
 export function paramSpecs(cfg: MlpConfig): ParamSpec[] {
@@ -51,6 +59,7 @@ export function paramSpecs(cfg: MlpConfig): ParamSpec[] {
     out.push({ name: `${name}.bias`, shape: [outDim], head });
   };
   lin('stem', cfg.inputDim, cfg.width);
+  out[0].transposed = true;
   if (isStandard(cfg)) for (const t of standardLayerShapes(cfg)) out.push({ ...t, head: false });
   for (let i = 0; i < (isStandard(cfg) ? 0 : cfg.depth); i++) {
     out.push({ name: `blocks.${i}.norm.gamma`, shape: [cfg.width], head: false });
@@ -170,9 +179,13 @@ interface Saved {
 const attrFloat = (name: string, f: number): AttributeMsg => ({ name, type: AttributeType.FLOAT, f });
 const INV_SQRT2 = Math.SQRT1_2;
 
+/** x·Wsᵀ + bs: the stem's weight is stored transposed (ParamSpec.transposed). */
+const stemForward = (g: GraphBuilder, x: string, attrs: AttributeMsg[]) =>
+  g.op('Gemm', [x, IO.param('stem.weight'), IO.param('stem.bias')], [...attrs, attrInt('transB', 1)]);
+
 function forward(g: GraphBuilder, cfg: MlpConfig, x: string): { saved: Saved[]; last: string; logits: string } {
   const P = IO.param;
-  let h = g.op('Gemm', [x, P('stem.weight'), P('stem.bias')]);
+  let h = stemForward(g, x, []);
   const saved: Saved[] = [];
   for (let i = 0; i < cfg.depth; i++) {
     const b = `blocks.${i}`;
@@ -197,23 +210,32 @@ function forward(g: GraphBuilder, cfg: MlpConfig, x: string): { saved: Saved[]; 
   return { saved, last: h, logits };
 }
 
-/** The backward pass of one Linear (dW = α·Aᵀ·dZ and dA = α·dZ·Wᵀ, in the chosen style), shared by both families. */
+/**
+ * The backward pass of one Linear (dW = α·Aᵀ·dZ and dA = α·dZ·Wᵀ, in the chosen style; for a weight stored
+ * transposed, dWᵀ = α·dZᵀ·A and dA = α·dZ·Wᵀ with Wᵀ as stored), shared by both families.
+ */
 function linearBackward(g: GraphBuilder, grads: Map<string, string>, style: MatmulStyle) {
   const scaled = (alpha: number, name: string) => (alpha === 1 ? name : g.mul(name, g.scalar(alpha)));
   const alphaAttr = (alpha: number) => (alpha === 1 ? [] : [attrFloat('alpha', alpha)]);
-  const weightGrad = (a: string, dZ: string, alpha: number) =>
+  /** α·Pᵀ·Q */
+  const transposedFirst = (p: string, q: string, alpha: number) =>
     style === 'gemm'
-      ? g.op('Gemm', [a, dZ], [attrInt('transA', 1), ...alphaAttr(alpha)])
-      : scaled(alpha, g.op('MatMul', [g.op('Transpose', [a]), dZ]));
-  const inputGrad = (dZ: string, w: string, alpha: number) =>
+      ? g.op('Gemm', [p, q], [attrInt('transA', 1), ...alphaAttr(alpha)])
+      : scaled(alpha, g.op('MatMul', [g.op('Transpose', [p]), q]));
+  /** α·P·Qᵀ */
+  const transposedSecond = (p: string, q: string, alpha: number) =>
     style === 'gemm'
-      ? g.op('Gemm', [dZ, w], [attrInt('transB', 1), ...alphaAttr(alpha)])
-      : scaled(alpha, g.op('MatMul', [dZ, g.op('Transpose', [w])]));
+      ? g.op('Gemm', [p, q], [attrInt('transB', 1), ...alphaAttr(alpha)])
+      : scaled(alpha, g.op('MatMul', [p, g.op('Transpose', [q])]));
+  const plain = (p: string, q: string, alpha: number) =>
+    style === 'gemm' ? g.op('Gemm', [p, q], alphaAttr(alpha)) : scaled(alpha, g.op('MatMul', [p, q]));
   /** Gradients of y = α·A·W + β·b given dY, recorded in `grads`; returns dA when asked. */
-  return (name: string, a: string, dZ: string, alpha: number, biasScale: number, needInput: boolean): string => {
-    grads.set(`${name}.weight`, weightGrad(a, dZ, alpha));
+  return (name: string, a: string, dZ: string, alpha: number, biasScale: number, needInput: boolean, transposed = false): string => {
+    const w = IO.param(`${name}.weight`);
+    grads.set(`${name}.weight`, transposed ? transposedFirst(dZ, a, alpha) : transposedFirst(a, dZ, alpha));
     grads.set(`${name}.bias`, scaled(biasScale, g.sum(dZ, 0, false)));
-    return needInput ? inputGrad(dZ, IO.param(`${name}.weight`), alpha) : '';
+    if (!needInput) return '';
+    return transposed ? plain(dZ, w, alpha) : transposedSecond(dZ, w, alpha);
   };
 }
 
@@ -247,7 +269,7 @@ function backward(
     const centred = g.sub(g.sub(dXhat, g.mean(dXhat, 1)), g.mul(xhat, g.mean(g.mul(dXhat, xhat), 1)));
     dh = g.add(dh, g.mul(centred, s.rstd));
   }
-  linearBack('stem', x, dh, 1, 1, false);
+  linearBack('stem', x, dh, 1, 1, false, true);
   return grads;
 }
 
@@ -265,7 +287,7 @@ function forwardStandard(g: GraphBuilder, cfg: MlpConfig, x: string): { acts: Ac
     const erf1 = g.add(g.op('Erf', [u]), g.scalar(1));
     return { u, erf1, q: g.mul(u, erf1) };
   };
-  const acts = [act(g.op('Gemm', [x, P('stem.weight'), P('stem.bias')], [attrFloat('alpha', INV_SQRT2), attrFloat('beta', INV_SQRT2)]))];
+  const acts = [act(stemForward(g, x, [attrFloat('alpha', INV_SQRT2), attrFloat('beta', INV_SQRT2)]))];
   for (let i = 0; i < cfg.depth; i++) {
     const u = g.op('Gemm', [acts[i].q, P(`layers.${i}.weight`), P(`layers.${i}.bias`)], [attrFloat('alpha', 0.5), attrFloat('beta', INV_SQRT2)]);
     acts.push(act(u));
@@ -282,7 +304,7 @@ function backwardStandard(g: GraphBuilder, cfg: MlpConfig, x: string, acts: Act[
     const { u, erf1 } = acts[i];
     const bump = g.op('Exp', [g.sub(g.scalar(Math.log(2 / Math.sqrt(Math.PI))), g.mul(u, u))]);
     const du = g.mul(dq, g.add(erf1, g.mul(u, bump)));
-    if (i === 0) linearBack('stem', x, du, INV_SQRT2, INV_SQRT2, false);
+    if (i === 0) linearBack('stem', x, du, INV_SQRT2, INV_SQRT2, false, true);
     else dq = linearBack(`layers.${i - 1}`, acts[i - 1].q, du, 0.5, INV_SQRT2, true);
   }
   return grads;
@@ -315,7 +337,7 @@ function lion(g: GraphBuilder, specs: ParamSpec[], grads: Map<string, string>): 
     const direction = g.op('Sign', [g.add(g.mul(m, IO.beta1), g.mul(grad, keep1))]);
     g.add(g.mul(IO.param(s.name), r.decay), g.mul(direction, r.negLr), IO.newParam(s.name));
     g.add(g.mul(m, IO.beta2), g.mul(grad, keep2), IO.newMomentum(s.name));
-    outputs.push(floatInfo(IO.newParam(s.name), s.shape), floatInfo(IO.newMomentum(s.name), s.shape));
+    outputs.push(floatInfo(IO.newParam(s.name), storedShape(s)), floatInfo(IO.newMomentum(s.name), storedShape(s)));
   }
   return outputs;
 }
@@ -336,17 +358,17 @@ export function buildTrainGraph(cfg: MlpConfig, opts: TrainGraphOptions): Uint8A
   }
 
   const inputs: ValueInfoMsg[] = [floatInfo(IO.x, [opts.batch, cfg.inputDim]), floatInfo(IO.y, [opts.batch, cfg.classes])];
-  for (const s of specs) inputs.push(floatInfo(IO.param(s.name), s.shape));
+  for (const s of specs) inputs.push(floatInfo(IO.param(s.name), storedShape(s)));
   const outputs: ValueInfoMsg[] = [floatInfo(IO.loss, [])];
   if (opts.mode === 'step') {
-    for (const s of specs) inputs.push(floatInfo(IO.momentum(s.name), s.shape));
+    for (const s of specs) inputs.push(floatInfo(IO.momentum(s.name), storedShape(s)));
     for (const name of SCALAR_INPUTS) inputs.push(floatInfo(name, []));
     outputs.push(...lion(g, specs, grads));
   } else {
     // Identity gives each gradient its public name (a graph output must be a node output).
     for (const s of specs) {
       g.op('Identity', [grads.get(s.name)!], [], IO.grad(s.name));
-      outputs.push(floatInfo(IO.grad(s.name), s.shape));
+      outputs.push(floatInfo(IO.grad(s.name), storedShape(s)));
     }
   }
   return encodeGraph(`train-step-${opts.mode}`, g, inputs, outputs);
@@ -357,7 +379,7 @@ export function buildPredictGraph(cfg: MlpConfig): Uint8Array {
   const g = new GraphBuilder();
   const fwd = isStandard(cfg) ? forwardStandard(g, cfg, IO.x) : forward(g, cfg, IO.x);
   g.op('Identity', [fwd.logits], [], IO.logits);
-  const inputs = [floatInfo(IO.x, ['batch', cfg.inputDim]), ...paramSpecs(cfg).map((s) => floatInfo(IO.param(s.name), s.shape))];
+  const inputs = [floatInfo(IO.x, ['batch', cfg.inputDim]), ...paramSpecs(cfg).map((s) => floatInfo(IO.param(s.name), storedShape(s)))];
   return encodeGraph('predict', g, inputs, [floatInfo(IO.logits, ['batch', cfg.classes])]);
 }
 

@@ -23,10 +23,12 @@ import {
   buildPredictGraph,
   buildTrainGraph,
   paramSpecs,
+  storedShape,
   type MatmulStyle,
   type ParamSpec,
 } from './ort-graph.js';
-import { createLionArena, type LionArena } from './lion-simd.js';
+import type { LionArena } from './lion-simd.js';
+import { fromStored, hostArena, lionInPlace, toStored } from './ort-state.js';
 
 export type OrtProvider = 'cuda' | 'cpu';
 /** Where LION runs: inside the graph, or on the host after a gradient-only graph (see the module comment). */
@@ -160,56 +162,14 @@ interface StateSet {
 }
 
 function allocSet(specs: ParamSpec[]): StateSet {
-  const make = () => specs.map((s) => f32(new Float32Array(sizeOf(s.shape)), s.shape));
+  const make = () => specs.map((s) => f32(new Float32Array(sizeOf(s.shape)), storedShape(s)));
   return { params: make(), momenta: make() };
-}
-
-/** The SIMD arena, or plain arrays with the scalar kernel when the model does not fit wasm32 memory. */
-function hostArena(sizes: number[]): LionArena {
-  const simd = createLionArena(sizes);
-  if (simd) return simd;
-  const make = () => sizes.map((n) => new Float32Array(n));
-  const params = make();
-  const momenta = make();
-  const grads = make();
-  return {
-    params,
-    momenta,
-    grads,
-    update: (i, lr, decay, beta1, beta2) => lionInPlace(params[i], momenta[i], grads[i], lr, decay, beta1, beta2),
-  };
 }
 
 interface StepSession {
   session: ort.InferenceSession;
   provider: OrtProvider;
   lion: LionPlacement;
-}
-
-/**
- * LION on one tensor, in place; bit-identical to src/train/lion.ts's lionUpdate (same float64 arithmetic, same
- * float32 stores) but branch-free: `(c > 0) − (c < 0)` instead of Math.sign, which mispredicts on gradient signs
- * (4× slower over a B_6-Wi_512 model here).
- */
-export function lionInPlace(
-  p: Float32Array,
-  m: Float32Array,
-  g: Float32Array,
-  lr: number,
-  decay: number,
-  beta1: number,
-  beta2: number,
-): void {
-  const k1 = 1 - beta1;
-  const k2 = 1 - beta2;
-  const n = p.length;
-  for (let i = 0; i < n; i++) {
-    const gi = g[i];
-    const mi = m[i];
-    const c = beta1 * mi + k1 * gi;
-    p[i] = p[i] * decay - lr * (Number(c > 0) - Number(c < 0));
-    m[i] = beta2 * mi + k2 * gi;
-  }
 }
 
 export class OrtEngine implements Engine {
@@ -257,10 +217,10 @@ export class OrtEngine implements Engine {
     });
     const arena = hostArena(this.specs.map((s) => sizeOf(s.shape)));
     named.forEach((t, i) => {
-      arena.params[i].set(t.data);
-      if (momentum) arena.momenta[i].set(momentum[i]);
+      toStored(this.specs[i], t.data, arena.params[i]);
+      if (momentum) toStored(this.specs[i], momentum[i], arena.momenta[i]);
     });
-    const wrap = (arrays: Float32Array[]) => arrays.map((a, i) => f32(a, this.specs[i].shape));
+    const wrap = (arrays: Float32Array[]) => arrays.map((a, i) => f32(a, storedShape(this.specs[i])));
     this.arena = arena;
     this.sets = [{ params: wrap(arena.params), momenta: wrap(arena.momenta) }, undefined];
     this.grads = wrap(arena.grads);
@@ -344,12 +304,12 @@ export class OrtEngine implements Engine {
   async readWeights(): Promise<MlpWeights> {
     const { cfg, sets } = this.ready();
     // specs are in namedTensors order, the order weightsFromArrays reads.
-    return weightsFromArrays(cfg, sets[this.current]!.params.map((t) => (t.data as Float32Array).slice()));
+    return weightsFromArrays(cfg, sets[this.current]!.params.map((t, i) => fromStored(this.specs[i], t.data as Float32Array)));
   }
 
   async readMomentum(): Promise<OptimizerState> {
     const { sets } = this.ready();
-    return sets[this.current]!.momenta.map((t) => (t.data as Float32Array).slice());
+    return sets[this.current]!.momenta.map((t, i) => fromStored(this.specs[i], t.data as Float32Array));
   }
 
   async dispose(): Promise<void> {
@@ -438,11 +398,14 @@ export async function lossAndGradients(
       [IO.x]: f32(exactRows(batch.x, n, cfg.inputDim, 'batch.x'), [n, cfg.inputDim]),
       [IO.y]: f32(exactRows(batch.y, n, cfg.classes, 'batch.y'), [n, cfg.classes]),
     };
-    for (const t of namedTensors(weights)) feeds[IO.param(t.name)] = f32(t.data, t.shape);
+    const specs = paramSpecs(cfg);
+    namedTensors(weights).forEach((t, i) => {
+      feeds[IO.param(t.name)] = f32(toStored(specs[i], t.data, new Float32Array(t.data.length)), storedShape(specs[i]));
+    });
     const out = await session.run(feeds);
     return {
       loss: (out[IO.loss].data as Float32Array)[0],
-      grads: paramSpecs(cfg).map((s) => out[IO.grad(s.name)].data as Float32Array),
+      grads: specs.map((s) => fromStored(s, out[IO.grad(s.name)].data as Float32Array)),
     };
   } finally {
     await session.release();
