@@ -3,6 +3,7 @@
 // `npm run docs:generate` rewrites the sections; test/docs/generated.test.ts fails when a page and its source drift.
 
 import { renderConfigTable } from './config-table.js';
+import { renderErrorsTable } from './errors-table.js';
 
 export interface GeneratedSection {
   /** Page, relative to the repository root. */
@@ -12,7 +13,10 @@ export interface GeneratedSection {
   render(): string;
 }
 
-export const GENERATED_SECTIONS: readonly GeneratedSection[] = [{ file: 'docs/configuration.md', name: 'config', render: renderConfigTable }];
+export const GENERATED_SECTIONS: readonly GeneratedSection[] = [
+  { file: 'docs/configuration.md', name: 'config', render: renderConfigTable },
+  { file: 'docs/errors.md', name: 'errors', render: renderErrorsTable },
+];
 
 function markers(name: string): [string, string] {
   return [`<!-- generated:${name} (npm run docs:generate) -->`, `<!-- /generated:${name} -->`];

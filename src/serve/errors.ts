@@ -45,7 +45,41 @@ export const Errors = {
   DEADLINE_EXCEEDED: createError<'DEADLINE_EXCEEDED', 504, [number]>('DEADLINE_EXCEEDED', 'the request did not complete within %d ms', 504),
 } as const;
 
-export type ErrorCode = keyof typeof Errors;
+/** When each code is answered, for docs/errors.md (a code added to the table without a line here fails to compile). */
+export const ERROR_MEANINGS: { readonly [C in keyof typeof Errors]: string } = {
+  INVALID_PARAMETER: 'A query or path parameter or a JSON field fails its schema (`top_k=-3`, a path-like `model=../x`); the message names the field.',
+  INVALID_REQUEST: 'A request that cannot be processed: a Content-Length that does not match the body, an unparsable HTTP request, a bad `/v2` tensor.',
+  EMPTY_BODY: 'No image in the request: no body, or an empty one.',
+  NO_FILE: 'A multipart request without a file part.',
+  EMPTY_FILE: 'A multipart file part without bytes.',
+  MALFORMED_MULTIPART: 'A multipart body cut short or not following the format.',
+  UNDECODABLE_IMAGE: 'The bytes are not an image, or a truncated or corrupt one.',
+  UNKNOWN_MODEL: 'No model of that name is served (`GET /models` lists them).',
+  UNKNOWN_VERSION: 'The model is served, but not at the version pinned by `?version=` or `/versions/{v}`.',
+  UNAUTHORIZED: '`API_KEYS` is set and the request has no valid key.',
+  FORBIDDEN: 'An `/admin` route called without an admin key (or with no `ADMIN_API_KEYS` configured).',
+  REQUEST_TIMEOUT: 'The request (headers and body) did not arrive within `REQUEST_TIMEOUT_MS`: a slow upload.',
+  RELOAD_IN_PROGRESS: 'A model reload was asked for while one (or start-up) is still loading.',
+  TOO_MANY_FRAMES: 'An animated or multi-page image declares more than `MAX_FRAMES` frames (read from its header).',
+  BATCH_TOO_LARGE: 'A `/v2` infer request with more than `MAX_FILES` images.',
+  RELOAD_FAILED: 'The reload found a bad card or a model onnxruntime cannot open; nothing changed, the message names the file.',
+  RATE_LIMITED: 'More than `RATE_LIMIT_MAX` requests from this client in `RATE_LIMIT_WINDOW_MS`; `Retry-After` says when to retry.',
+  HEADERS_TOO_LARGE: 'The request line and headers are over `MAX_HEADER_BYTES`.',
+  CLIENT_GONE: 'Never sent: the client closed the connection before the answer. Labels the metrics and the log.',
+  OVERLOADED: 'More than `MAX_INFLIGHT_REQUESTS` inference requests at once; refused before the body is read, with `Retry-After`.',
+  NOT_FOUND: 'No such route (`GET /docs/json` lists the API).',
+  PAYLOAD_TOO_LARGE: 'The body (or the sum of the multipart files) is over `MAX_BODY_BYTES`.',
+  TOO_MANY_FILES: 'More than `MAX_FILES` file parts in a multipart request.',
+  TOO_MANY_PIXELS: 'An image over `MAX_PIXELS` (width × height, read from its header before decoding).',
+  UNSUPPORTED_MEDIA_TYPE: 'A content type that is not an image, octet-stream or multipart (JSON, text), or SVG/PDF without `ALLOW_VECTOR_IMAGES`.',
+  INFERENCE_FAILED: 'onnxruntime failed a batch: a fault of ours, logged with its details.',
+  INTERNAL: 'Any other fault of ours, logged with its details; the answer carries none.',
+  NOT_READY: 'The models are still loading (or failed to load: `/readyz` says which); with `Retry-After`.',
+  QUEUE_FULL: "The model's queue holds `QUEUE_MAX` images; load is shed with `Retry-After`.",
+  SHUTTING_DOWN: 'The server is draining after SIGTERM/SIGINT; retry on another instance.',
+  WORKER_RESTARTING: 'The inference worker running the batch died; it is being replaced, and the request may be retried.',
+  DEADLINE_EXCEEDED: 'Not answered within `REQUEST_TIMEOUT_MS` of arrival.',
+};
 
 const UNSUPPORTED_TYPE_MESSAGE =
   'send the image as image/* or application/octet-stream, or as multipart/form-data file parts';

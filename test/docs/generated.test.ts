@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { GENERATED_SECTIONS, readSection, writeSection } from '../../src/docs/generated.js';
 import { CONFIG_ENV_VARS } from '../../src/config.js';
+import { Errors } from '../../src/serve/errors.js';
 
 describe('generated docs', () => {
   for (const s of GENERATED_SECTIONS)
@@ -17,6 +18,15 @@ describe('generated docs', () => {
   it('the configuration page documents every variable, once', () => {
     const page = readFileSync('docs/configuration.md', 'utf8');
     for (const v of CONFIG_ENV_VARS) expect(page.split(`| \`${v}\` |`).length - 1, v).toBe(1);
+  });
+
+  it('the errors page documents every code of the error table, once, with its status', () => {
+    const page = readFileSync('docs/errors.md', 'utf8');
+    for (const [code, make] of Object.entries(Errors)) {
+      const rows = page.split('\n').filter((l) => l.includes(`| \`${code}\` |`));
+      expect(rows, code).toHaveLength(1);
+      expect(rows[0].startsWith(`| ${(make as unknown as () => { statusCode: number })().statusCode}`), code).toBe(true);
+    }
   });
 
   it('writeSection replaces only the content between the markers, and readSection reads it back', () => {
