@@ -17,6 +17,7 @@ import metricsPlugin from './plugins/metrics.js';
 import modelsPlugin from './plugins/models.js';
 import securityPlugin from './plugins/security.js';
 import limitsPlugin from './plugins/limits.js';
+import docsPlugin from './plugins/docs.js';
 import adminRoutes from './routes/admin.js';
 import v2Routes from './routes/v2.js';
 import classifyRoute from './routes/classify.js';
@@ -122,6 +123,7 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
         { name: 'inference', description: 'Classify and embed images' },
         { name: 'models', description: 'What is served' },
         { name: 'operations', description: 'Health, readiness, metrics' },
+        { name: 'v2', description: 'Open Inference Protocol (KServe v2, Triton) on preprocessed tensors; the same over gRPC on GRPC_PORT' },
       ],
     },
     // The image bodies are parsed by content-type parsers, not validated by a schema, so the document gets their
@@ -186,7 +188,7 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
   await app.register(embedRoute, { config });
   await app.register(v2Routes, { config });
   await app.register(adminRoutes);
-  app.get('/docs/json', { config: { access: 'open' }, schema: { hide: true } }, async () => app.swagger());
+  await app.register(docsPlugin);
 
   return app;
 }

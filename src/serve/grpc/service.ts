@@ -106,13 +106,14 @@ export function grpcService(app: FastifyInstance): UntypedServiceImplementation 
     ModelInfer: unary<ModelInferRequest>('ModelInfer', 'inference', async (req, call, ctx) => {
       if (app.serving.draining) throw Errors.SHUTTING_DOWN();
       const release = app.admission.enter();
+      let unlease: (() => void) | undefined;
       const gone = new AbortController();
       const onCancel = () => gone.abort();
       call.on('cancelled', onCancel);
       try {
         if (req.model_name === '') throw bad('name the model: model_name is empty');
-        // Resolved and submitted to its batcher in the same tick: a reload cannot retire the version in between.
-        const model = app.models.resolve(req.model_name, req.model_version === '' ? undefined : req.model_version);
+        // The lease keeps the version's generation (its workers) alive through a reload until this call is answered.
+        const model = app.models.resolve(req.model_name, req.model_version === '' ? undefined : req.model_version, (r) => (unlease = r));
         ctx.model = model.name;
         const parsed = parseGrpcInfer(req, shapeOf(model), config.maxFiles);
         const tensors = await runInfer(model, parsed, {
@@ -124,6 +125,7 @@ export function grpcService(app: FastifyInstance): UntypedServiceImplementation 
         return buildGrpcResponse(model, parsed.id, tensors, parsed.raw);
       } finally {
         call.removeListener('cancelled', onCancel);
+        unlease?.();
         release();
       }
     }),
