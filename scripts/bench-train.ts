@@ -1,7 +1,8 @@
 // `npm run bench:train`: training images/s of the engines against a fair PyTorch and the onnxruntime step against
 // its matrix-multiply roofline, in one run (src/bench/train.ts).
 
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseArch } from '../src/model/mlp.js';
@@ -17,6 +18,7 @@ const USAGE = `Usage: npm run bench:train -- [options]
   --threads 1,2       thread counts of the ort engine and of PyTorch (default 1 and all cores, at most 2)
   --engines tfjs      other engines to time at their training settings (default: every other engine; "none")
   --json FILE         write every figure (all rounds, load averages, shapes) as JSON
+  --profile DIR       then profile the ort engine at its best thread count (onnxruntime's trace into DIR)
 `;
 
 async function main(): Promise<void> {
@@ -30,6 +32,7 @@ async function main(): Promise<void> {
       threads: { type: 'string' },
       engines: { type: 'string' },
       json: { type: 'string' },
+      profile: { type: 'string' },
     },
     strict: true,
   });
@@ -49,6 +52,7 @@ async function main(): Promise<void> {
           if (!others.includes(s as EngineName)) throw new UsageError(`--engines: "${s}" is not one of ${others.join(', ')}`);
           return s as EngineName;
         });
+  if (values.profile) await mkdir(values.profile, { recursive: true });
   const res = await benchTrain({
     archs,
     batch: num('batch', values.batch, 128, { integer: true, min: 1 }),
@@ -61,6 +65,7 @@ async function main(): Promise<void> {
     others: engines,
     inputDim: 3 * 64 * 64,
     classes: 10,
+    profileDir: values.profile && resolve(values.profile),
     log: (line) => console.error(line),
   });
   console.log(formatReport(res));

@@ -12,6 +12,7 @@ import { initWeights, type MlpConfig } from '../model/mlp.js';
 import type { TrainBatch } from '../train/engines/engine.js';
 import { createEngine, type EngineName } from '../train/engines/index.js';
 import { OrtEngine, cpuSessionOptions } from '../train/engines/ort.js';
+import { profileFiles, readProfile, summarizeProfile, type ProfileSummary } from './ort-profile.js';
 import { median, type Gemm } from './roofline.js';
 
 const run = promisify(execFile);
@@ -61,6 +62,47 @@ export async function timeOrtEngine(cfg: MlpConfig, threads: number, plan: Timin
       updateMs.push(engine.lastStep.updateMs);
     }
     return { stepMs: median(step), runMs: median(runMs), updateMs: median(updateMs) };
+  } finally {
+    await engine.dispose();
+  }
+}
+
+/** The ort engine's steps under onnxruntime's profiler: where a step's time goes (kernels by operator, LION). */
+export interface EngineProfile {
+  threads: number;
+  /** onnxruntime's own account of its runs. */
+  ort: ProfileSummary;
+  /** Means over the profiled steps, ms: the whole step, the run as the engine sees it, the host-side LION. */
+  stepMs: number;
+  runMs: number;
+  updateMs: number;
+  file: string;
+}
+
+export async function profileOrtEngine(cfg: MlpConfig, threads: number, plan: TimingPlan, prefix: string): Promise<EngineProfile> {
+  const engine = new OrtEngine({ executionProviders: ['cpu'], intraOpNumThreads: threads, profileFilePrefix: prefix });
+  const before = new Set(await profileFiles(prefix));
+  try {
+    await engine.init(cfg, initWeights(cfg, 0));
+    const b = benchBatch(cfg, plan.batch);
+    const step: number[] = [];
+    const runMs: number[] = [];
+    const updateMs: number[] = [];
+    for (let i = 0; i < plan.warmup + plan.steps; i++) {
+      const t = performance.now();
+      await engine.step(b, HYPER);
+      if (i < plan.warmup) continue;
+      step.push(performance.now() - t);
+      runMs.push(engine.lastStep.runMs);
+      updateMs.push(engine.lastStep.updateMs);
+    }
+    await engine.endProfiling();
+    const file = (await profileFiles(prefix)).filter((f) => !before.has(f)).pop();
+    if (!file) throw new Error(`onnxruntime wrote no profile for ${prefix}`);
+    const ort = summarizeProfile(await readProfile(file), plan.warmup);
+    // Means, not medians: the parts of a step then add up to the whole.
+    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+    return { threads, ort, stepMs: mean(step), runMs: mean(runMs), updateMs: mean(updateMs), file };
   } finally {
     await engine.dispose();
   }

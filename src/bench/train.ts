@@ -5,11 +5,20 @@
 // goes first; every configuration keeps its best round (roofline.ts).
 
 import { loadavg } from 'node:os';
+import { join } from 'node:path';
 import { parseArch, type MlpConfig } from '../model/mlp.js';
 import type { EngineName } from '../train/engines/index.js';
 import { paramSpecs } from '../train/engines/ort-graph.js';
 import { stepGemms, summarizeArch, type ArchRound, type ArchSummary, type Gemm } from './roofline.js';
-import { runTorch, timeEngine, timeOrtEngine, timeOrtGemms, type TimingPlan } from './train-measure.js';
+import {
+  profileOrtEngine,
+  runTorch,
+  timeEngine,
+  timeOrtEngine,
+  timeOrtGemms,
+  type EngineProfile,
+  type TimingPlan,
+} from './train-measure.js';
 
 export interface BenchTrainOptions {
   archs: readonly string[];
@@ -25,6 +34,8 @@ export interface BenchTrainOptions {
   /** Input geometry of the bench's models. */
   inputDim: number;
   classes: number;
+  /** When set, a last profiled run of the ort engine (at its best thread count) writes onnxruntime's trace here. */
+  profileDir?: string;
   log: (line: string) => void;
 }
 
@@ -36,6 +47,7 @@ export interface ArchResult {
   summary: ArchSummary;
   torchVersion?: string;
   torchError?: string;
+  profile?: EngineProfile;
 }
 
 export interface BenchTrainResult {
@@ -79,7 +91,11 @@ async function benchArch(arch: string, o: BenchTrainOptions): Promise<ArchResult
     o.log(`  ${arch} round ${r + 1}/${o.rounds}: ${roundLine(round)}`);
   }
   const params = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
-  return { arch, params, gemms, rounds, summary: summarizeArch(rounds, gemms, o.batch), torchVersion, torchError };
+  const summary = summarizeArch(rounds, gemms, o.batch);
+  const profile = o.profileDir
+    ? await profileOrtEngine(cfg, summary.ortBest.threads, plan, join(o.profileDir, `ort-step-${arch}-t${summary.ortBest.threads}`))
+    : undefined;
+  return { arch, params, gemms, rounds, summary, torchVersion, torchError, profile };
 }
 
 function roundLine(r: ArchRound): string {
@@ -101,6 +117,22 @@ export async function benchTrain(o: BenchTrainOptions): Promise<BenchTrainResult
 }
 
 const int = (v: number) => Math.round(v).toLocaleString('en-US');
+
+function profileLines(p: EngineProfile): string[] {
+  const o = p.ort;
+  const kernels = o.byOp.reduce((a, e) => a + e.ms, 0);
+  const top = o.byOp.filter((e) => e.op !== 'Gemm' && e.op !== 'MatMul').slice(0, 6);
+  const pct = (ms: number) => `${((100 * ms) / p.stepMs).toFixed(1)}%`;
+  return [
+    `  profile @${p.threads} (onnxruntime's profiler, ${o.runs} steps; shares of the ${p.stepMs.toFixed(1)} ms step):`,
+    `    matrix products ${o.gemmMs.toFixed(1)} ms (${pct(o.gemmMs)}); other kernels ${(kernels - o.gemmMs).toFixed(1)} ms (${pct(kernels - o.gemmMs)}): ` +
+      top.map((e) => `${e.op} ${e.ms.toFixed(1)}`).join(', '),
+    `    between kernels inside the run ${(o.runMs - kernels).toFixed(1)} ms (${pct(o.runMs - kernels)}); binding (run as seen from node − model_run) ` +
+      `${(p.runMs - o.runMs).toFixed(1)} ms (${pct(p.runMs - o.runMs)}); LION ${p.updateMs.toFixed(1)} ms (${pct(p.updateMs)}); ` +
+      `rest of the step ${(p.stepMs - p.runMs - p.updateMs).toFixed(1)} ms`,
+    `    trace: ${p.file}`,
+  ];
+}
 
 /** The report: one block per architecture. */
 export function formatReport(res: BenchTrainResult): string {
@@ -130,6 +162,7 @@ export function formatReport(res: BenchTrainResult): string {
     );
     if (s.torchGemm)
       lines.push(`  torch.mm alone on the same products @${s.torchGemm.threads}: ${s.torchGemm.ms.toFixed(1)} ms (${s.torchGemm.gflops.toFixed(1)} GFLOP/s)`);
+    if (a.profile) lines.push(...profileLines(a.profile));
   }
   return lines.join('\n');
 }
