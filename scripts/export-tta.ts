@@ -3,43 +3,20 @@
 //   npm run export:tta -- --from DIR --tta flip,shift:2 --out DIR [--name NAME] [--data fashion-mnist]
 //   (--tta none writes the plain one-view graph of the same weights)
 
-import { parseArgs } from 'node:util';
 import { exportWithTta } from '../src/export/tta-export.js';
+import { parseTtaSpec } from '../src/model/tta.js';
+import { parseFlags, parsed, required, runCli } from '../src/util/cli.js';
 
 const USAGE = 'usage: npm run export:tta -- --from MODEL_DIR --tta none|flip|shift:N|flip,shift:N --out MODEL_DIR [--name NAME] [--data SET]';
 
-const { values } = parseArgs({
-  options: {
-    from: { type: 'string' },
-    out: { type: 'string' },
-    tta: { type: 'string' },
-    name: { type: 'string' },
-    data: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  },
-  strict: true,
-});
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-if (!values.from || !values.out || !values.tta) {
-  console.error(`--from, --tta and --out are required\n${USAGE}`);
-  process.exit(2);
-}
-try {
-  const card = await exportWithTta({
-    from: values.from,
-    out: values.out,
-    spec: values.tta,
-    name: values.name,
-    data: values.data,
-    command: `npm run export:tta -- ${process.argv.slice(2).join(' ')}`,
-  });
+runCli('export:tta', USAGE, async () => {
+  const argv = process.argv.slice(2);
+  const s = { type: 'string' } as const;
+  const v = parseFlags(argv, { from: s, out: s, tta: s, name: s, data: s });
+  const { from, out, tta } = required(v, 'from', 'tta', 'out');
+  if (tta.trim() !== 'none') parsed('tta', tta, parseTtaSpec);
+  const card = await exportWithTta({ from, out, spec: tta, name: v.name, data: v.data, command: `npm run export:tta -- ${argv.join(' ')}` });
   const m = card.metrics;
   const pct = (x: number | undefined) => (x === undefined ? 'n/a' : `${(100 * x).toFixed(2)}%`);
-  console.log(`wrote ${values.out} (${card.tta?.views.length ?? 1} views): test top-1 ${pct(m.testTop1)}, without TTA ${pct(m.testTop1NoTta)}`);
-} catch (err) {
-  console.error(`export:tta: ${(err as Error).message}`);
-  process.exit(1);
-}
+  console.log(`wrote ${out} (${card.tta?.views.length ?? 1} views): test top-1 ${pct(m.testTop1)}, without TTA ${pct(m.testTop1NoTta)}`);
+});

@@ -4,13 +4,11 @@
 
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { DatasetMissingError } from '../src/data/resolve.js';
 import { DEFAULT_FINETUNE as D, finetune, type FinetuneOptions } from '../src/finetune/finetune.js';
-import { ENGINE_CHOICES, type EngineChoice } from '../src/train/engines/index.js';
+import { ENGINE_CHOICES } from '../src/train/engines/index.js';
 import { formatDuration, terminalReporter } from '../src/train/progress.js';
 import type { TrainResult } from '../src/train/train.js';
-import { UsageError, isUsageError, num, shellQuote } from '../src/util/cli.js';
+import { choice, num, parseFlags, required, runCli, shellQuote } from '../src/util/cli.js';
 
 const USAGE = `Usage: npm run finetune -- --from <model dir> --data <set> --out <models dir> [options]
 
@@ -49,28 +47,19 @@ function summary(r: TrainResult) {
 
 async function main(argv: string[]): Promise<void> {
   const s = { type: 'string' } as const;
-  const { values: v } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      from: s, data: s, out: s, name: s, epochs: s, lr: s, 'body-lr-scale': s, 'label-smoothing': s, 'batch-size': s,
-      wd: s, mixup: s, flip: { type: 'boolean' }, translate: s, 'max-examples': s, 'max-eval-examples': s, seed: s,
-      engine: s, 'compare-scratch': { type: 'boolean' }, json: s, help: { type: 'boolean', short: 'h' },
-    },
+  const v = parseFlags(argv, {
+    from: s, data: s, out: s, name: s, epochs: s, lr: s, 'body-lr-scale': s, 'label-smoothing': s, 'batch-size': s,
+    wd: s, mixup: s, flip: { type: 'boolean' }, translate: s, 'max-examples': s, 'max-eval-examples': s, seed: s,
+    engine: s, 'compare-scratch': { type: 'boolean' }, json: s,
   });
-  if (v.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  for (const k of ['from', 'data', 'out'] as const) if (!v[k]) throw new UsageError(`--${k} is required`);
-  const engine = (v.engine ?? D.engine) as EngineChoice;
-  if (!ENGINE_CHOICES.includes(engine)) throw new UsageError(`--engine must be one of ${ENGINE_CHOICES.join(', ')}`);
+  const { from, data, out } = required(v, 'from', 'data', 'out');
+  const engine = choice('engine', v.engine, D.engine, ENGINE_CHOICES);
   const command = `npm run finetune -- ${argv.map(shellQuote).join(' ')}`;
   const o: FinetuneOptions = {
     ...D,
-    from: resolve(v.from!),
-    data: v.data!,
-    out: resolve(v.out!),
+    from: resolve(from),
+    data,
+    out: resolve(out),
     name: v.name,
     epochs: num('epochs', v.epochs, D.epochs, { integer: true }),
     lr: num('lr', v.lr, D.lr),
@@ -107,11 +96,4 @@ async function main(argv: string[]): Promise<void> {
   process.stdout.write(`serve it with MODELS_DIR=${o.out} npm start (model ${join(o.out, tuned.card!.name)})\n`);
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  if (isUsageError(err)) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  process.stderr.write(`${err instanceof DatasetMissingError ? '' : 'finetune failed: '}${(err as Error).message}\n`);
-  process.exit(1);
-});
+runCli('finetune', USAGE, () => main(process.argv.slice(2)));

@@ -4,65 +4,39 @@
 
 import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import {
-  PAPER_DATASETS,
-  importCheckpoint,
-  parseLabelsFile,
-  type PaperDataset,
-  type ReferenceConfig,
-} from '../src/import/import-torch.js';
+import { PAPER_DATASETS, importCheckpoint, parseLabelsFile, type PaperDataset, type ReferenceConfig } from '../src/import/import-torch.js';
+import { UsageError, choice, parseFlags, required, runCli } from '../src/util/cli.js';
 
+const DATASETS = Object.keys(PAPER_DATASETS) as PaperDataset[];
 const USAGE =
   'usage: npm run import -- --checkpoint FILE [--config FILE] --arch B_<d>-Wi_<w> ' +
-  '--dataset cifar10|cifar100|imagenet|in21k --out DIR [--labels FILE] [--name NAME]';
+  `--dataset ${DATASETS.join('|')} --out DIR [--labels FILE] [--name NAME]`;
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      checkpoint: { type: 'string' },
-      config: { type: 'string' },
-      arch: { type: 'string' },
-      dataset: { type: 'string' },
-      out: { type: 'string' },
-      labels: { type: 'string' },
-      name: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  if (!values.checkpoint || !values.dataset || !values.out)
-    throw new RangeError(`--checkpoint, --dataset and --out are required\n${USAGE}`);
-  if (!(values.dataset in PAPER_DATASETS))
-    throw new RangeError(`--dataset must be one of ${Object.keys(PAPER_DATASETS).join(', ')}, got "${values.dataset}"`);
+runCli('import', USAGE, async () => {
+  const argv = process.argv.slice(2);
+  const s = { type: 'string' } as const;
+  const v = parseFlags(argv, { checkpoint: s, config: s, arch: s, dataset: s, out: s, labels: s, name: s });
+  const { checkpoint, out } = required(v, 'checkpoint', 'dataset', 'out');
+  const dataset = choice('dataset', v.dataset, DATASETS[0], DATASETS);
   let config: ReferenceConfig | undefined;
-  if (values.config) {
+  if (v.config) {
     try {
-      config = JSON.parse(await readFile(values.config, 'utf8')) as ReferenceConfig;
+      config = JSON.parse(await readFile(v.config, 'utf8')) as ReferenceConfig;
     } catch (err) {
-      throw new RangeError(`--config ${values.config}: ${(err as Error).message}`);
+      throw new UsageError(`--config ${v.config}: ${(err as Error).message}`);
     }
   }
-  const labels = values.labels ? parseLabelsFile(await readFile(values.labels, 'utf8'), values.labels) : undefined;
-  const out = resolve(values.out);
+  const labels = v.labels ? parseLabelsFile(await readFile(v.labels, 'utf8'), v.labels) : undefined;
+  const dir = resolve(out);
   const card = await importCheckpoint({
-    checkpoint: values.checkpoint,
-    out,
-    name: values.name ?? basename(out),
-    dataset: values.dataset as PaperDataset,
-    arch: values.arch,
+    checkpoint,
+    out: dir,
+    name: v.name ?? basename(dir),
+    dataset,
+    arch: v.arch,
     config,
     labels,
-    command: `import ${process.argv.slice(2).join(' ')}`,
+    command: `import ${argv.join(' ')}`,
   });
-  console.log(`wrote ${out}: ${card.arch.name}, ${card.params} params, ${card.labels.length} classes (${values.dataset})`);
-}
-
-main().catch((err: unknown) => {
-  console.error(`import: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
+  console.log(`wrote ${dir}: ${card.arch.name}, ${card.params} params, ${card.labels.length} classes (${dataset})`);
 });

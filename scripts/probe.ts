@@ -4,11 +4,9 @@
 
 import { writeFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { DatasetMissingError } from '../src/data/resolve.js';
 import { countBar } from '../src/probe/progress.js';
 import { probeTable, resolveModelDir, runProbe, type FeatureSource, type ProbeReport } from '../src/probe/probe.js';
-import { isUsageError, num, UsageError } from '../src/util/cli.js';
+import { UsageError, num, parseFlags, required, runCli } from '../src/util/cli.js';
 
 const USAGE = `Usage: npm run probe -- --data <set> (--url <service> | --local) --model <name|dir> [options]
 
@@ -33,20 +31,12 @@ Options
 async function main(argv: string[]): Promise<void> {
   const s = { type: 'string' } as const;
   const b = { type: 'boolean' } as const;
-  const { values: v } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      url: s, model: s, 'models-dir': s, data: s, 'train-n': s, 'test-n': s, local: b, pixels: b, 'random-init': b,
-      compare: b, 'batch-size': s, concurrency: s, seed: s, json: s, help: { type: 'boolean', short: 'h' },
-    },
+  const v = parseFlags(argv, {
+    url: s, model: s, 'models-dir': s, data: s, 'train-n': s, 'test-n': s, local: b, pixels: b, 'random-init': b,
+    compare: b, 'batch-size': s, concurrency: s, seed: s, json: s,
   });
-  if (v.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  if (!v.data) throw new UsageError('--data is required');
-  const seed = v.seed === undefined ? 0 : num('seed', v.seed, 0, { integer: true, min: 1 });
+  const { data } = required(v, 'data');
+  const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
   const modelsDir = v['models-dir'] ?? process.env.MODELS_DIR ?? 'models';
   const modelDir = (): string => {
     if (!v.model) throw new UsageError('--model is required for local, random-init and compare runs');
@@ -81,7 +71,7 @@ async function main(argv: string[]): Promise<void> {
   for (const source of sources) {
     const name = source.kind === 'served' ? 'served' : source.kind;
     const r = await runProbe({
-      data: v.data,
+      data,
       trainN: num('train-n', v['train-n'], 6000, { integer: true, min: 1 }),
       testN: num('test-n', v['test-n'], 10_000, { integer: true, min: 1 }),
       source,
@@ -102,11 +92,4 @@ async function main(argv: string[]): Promise<void> {
   if (v.json) await writeFile(v.json, JSON.stringify({ command: `npm run probe -- ${argv.join(' ')}`, reports }, null, 2) + '\n');
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  if (isUsageError(err)) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  process.stderr.write(`${err instanceof DatasetMissingError ? '' : 'probe failed: '}${(err as Error).message}\n`);
-  process.exit(1);
-});
+runCli('probe', USAGE, () => main(process.argv.slice(2)));

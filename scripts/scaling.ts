@@ -2,13 +2,11 @@
 // (resumable, DIR/runs.jsonl), then the fits and plots (DIR/report.md, report.json, *.svg). Parses flags and calls
 // src/scaling. Ctrl-C stops after the current training step; running the same command again resumes.
 
-import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { parseArch } from '../src/model/mlp.js';
 import { countBar } from '../src/probe/progress.js';
-import { analyze, reportMarkdown } from '../src/scaling/analyze.js';
-import { renderAxesPlot, renderComputePlot, renderFrontierPlot } from '../src/scaling/plot.js';
+import { reportMarkdown } from '../src/scaling/analyze.js';
+import { REPORT_FILES, describeRecipe, writeReport } from '../src/scaling/report.js';
 import {
   DEFAULT_ARCHS,
   DEFAULT_EXAMPLES,
@@ -20,9 +18,9 @@ import {
   type RunRecord,
   type SweepRecipe,
 } from '../src/scaling/sweep.js';
-import { ENGINE_CHOICES, type EngineChoice } from '../src/train/engines/index.js';
+import { ENGINE_CHOICES } from '../src/train/engines/index.js';
 import { formatDuration } from '../src/train/progress.js';
-import { UsageError, isUsageError, num, shellQuote, list } from '../src/util/cli.js';
+import { UsageError, choice, list, num, parseFlags, parsed, required, runCli, shellQuote } from '../src/util/cli.js';
 
 const USAGE = `Usage: npm run scaling -- --out <dir> [--archs a,b,...] [--examples n,m,...] [options]
 
@@ -51,30 +49,18 @@ Run
 async function main(argv: string[]): Promise<void> {
   const s = { type: 'string' } as const;
   const b = { type: 'boolean' } as const;
-  const { values: v } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      archs: s, examples: s, out: s, data: s, size: s, channels: s, lr: s, 'fixed-lr': b, wd: s, 'batch-size': s,
-      'label-smoothing': s, 'eval-n': s, seed: s, engine: s, 'cache-dir': s, 'report-only': b,
-      help: { type: 'boolean', short: 'h' },
-    },
+  const v = parseFlags(argv, {
+    archs: s, examples: s, out: s, data: s, size: s, channels: s, lr: s, 'fixed-lr': b, wd: s, 'batch-size': s,
+    'label-smoothing': s, 'eval-n': s, seed: s, engine: s, 'cache-dir': s, 'report-only': b,
   });
-  if (v.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  if (!v.out) throw new UsageError('--out is required');
-  const out = resolve(v.out);
+  const out = resolve(required(v, 'out').out);
   const archs = list('archs', v.archs, DEFAULT_ARCHS, (a) => {
-    parseArch(a);
+    parsed('archs', a, parseArch);
     return a;
   });
   const examples = list('examples', v.examples, DEFAULT_EXAMPLES, (e) => num('examples', e, 0, { integer: true }));
-  const channels = num('channels', v.channels, R.channels, { integer: true });
-  if (channels !== 1 && channels !== 3) throw new UsageError('--channels must be 1 or 3');
-  const engine = (v.engine ?? 'auto') as EngineChoice;
-  if (!ENGINE_CHOICES.includes(engine)) throw new UsageError(`--engine must be one of ${ENGINE_CHOICES.join(', ')}`);
+  const channels = Number(choice('channels', v.channels, String(R.channels), ['1', '3'])) as 1 | 3;
+  const engine = choice('engine', v.engine, 'auto', ENGINE_CHOICES);
   const recipe: SweepRecipe = {
     ...R,
     data: v.data ?? R.data,
@@ -89,7 +75,7 @@ async function main(argv: string[]): Promise<void> {
   };
   if (v['fixed-lr']) delete recipe.lrReferenceWidth;
   const command = `npm run scaling -- ${argv.map(shellQuote).join(' ')}`;
-  const where = `${recipe.data} at ${recipe.size}×${recipe.size}×${recipe.channels}`;
+  const where = describeRecipe(recipe);
 
   let rows: RunRecord[];
   if (v['report-only']) {
@@ -135,32 +121,8 @@ async function main(argv: string[]): Promise<void> {
     }
   }
 
-  const report = analyze(rows);
-  const subtitle = `${rows.length} runs, ${where}, ${[...new Set(rows.map((r) => r.arch))].length} sizes`;
-  const md = [
-    `# Scaling sweep on ${where}`,
-    '',
-    `Reproduce: \`${command}\``,
-    '',
-    reportMarkdown(report),
-    '![error vs compute](error-vs-compute.svg)',
-    '![compute-optimal frontier](frontier.svg)',
-    '![per-axis laws](axes.svg)',
-    '',
-  ].join('\n');
-  await writeFile(join(out, 'report.md'), md);
-  await writeFile(join(out, 'report.json'), JSON.stringify({ command, recipe, report }, null, 2) + '\n');
-  await writeFile(join(out, 'error-vs-compute.svg'), await renderComputePlot(rows, report, subtitle));
-  await writeFile(join(out, 'frontier.svg'), await renderFrontierPlot(rows, report, subtitle));
-  await writeFile(join(out, 'axes.svg'), await renderAxesPlot(rows, report, subtitle));
-  process.stdout.write('\n' + reportMarkdown(report) + `\nwrote ${out}/{report.md,report.json,error-vs-compute.svg,frontier.svg,axes.svg}\n`);
+  const report = await writeReport(out, rows, recipe, command);
+  process.stdout.write('\n' + reportMarkdown(report) + `\nwrote ${out}/{${REPORT_FILES.join(',')}}\n`);
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  if (isUsageError(err)) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  process.stderr.write(`scaling failed: ${(err as Error).message}\n`);
-  process.exit(1);
-});
+runCli('scaling', USAGE, () => main(process.argv.slice(2)));

@@ -7,17 +7,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import * as s from '../src/soak/scenarios.js';
+import { choice, list, num, parseFlags, runCli } from '../src/util/cli.js';
 
 const ALL = ['capacity', 'overload', 'fuzz', 'transport', 'disconnect', 'reload', 'crash', 'sigterm'] as const;
-
-function num(name: string, v: string | undefined, def: number): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new RangeError(`--${name} must be a positive number, got "${v}"`);
-  return n;
-}
 
 function table(rows: s.Row[]): string {
   const head = ['scenario', 'load held', 'inputs tried', 'requests lost', '5xx', '503 shed', 'p99 ms', 'RSS MB', 'verdict'];
@@ -37,26 +30,21 @@ function table(rows: s.Row[]): string {
   return [...out, '', ...notes].join('\n');
 }
 
+const USAGE =
+  'usage: npm run soak -- [--arch B_6-Wi_512] [--overload-seconds 120] [--fuzz 10000] [--reloads 4] [--seed 1]\n' +
+  `                       [--only ${ALL.join(',')}] [--json FILE]`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      arch: { type: 'string', default: 'B_6-Wi_512' },
-      'overload-seconds': { type: 'string' },
-      fuzz: { type: 'string' },
-      reloads: { type: 'string' },
-      seed: { type: 'string' },
-      only: { type: 'string' },
-      json: { type: 'string' },
-    },
-    strict: true,
+  const str = { type: 'string' } as const;
+  const values = parseFlags(process.argv.slice(2), {
+    arch: { type: 'string', default: 'B_6-Wi_512' }, 'overload-seconds': str, fuzz: str, reloads: str, seed: str, only: str, json: str,
   });
-  const only = values.only ? values.only.split(',').map((x) => x.trim()) : [...ALL];
-  for (const o of only) if (!ALL.includes(o as (typeof ALL)[number])) throw new RangeError(`--only: unknown scenario "${o}" (known: ${ALL.join(', ')})`);
+  const only = list('only', values.only, ALL, (o) => choice('only', o, ALL[0], ALL));
   const want = (x: (typeof ALL)[number]) => only.includes(x);
-  const overloadSeconds = num('overload-seconds', values['overload-seconds'], 120);
-  const fuzzCases = num('fuzz', values.fuzz, 10_000);
-  const reloads = num('reloads', values.reloads, 4);
-  const seed = num('seed', values.seed, 1);
+  const overloadSeconds = num('overload-seconds', values['overload-seconds'], 120, { min: 1 });
+  const fuzzCases = num('fuzz', values.fuzz, 10_000, { integer: true, min: 1 });
+  const reloads = num('reloads', values.reloads, 4, { integer: true, min: 1 });
+  const seed = num('seed', values.seed, 1, { integer: true });
 
   const log = (m: string) => console.log(`[soak ${new Date().toISOString().slice(11, 19)}] ${m}`);
   const dir = await mkdtemp(join(tmpdir(), 'mlp-soak-'));
@@ -126,7 +114,4 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+runCli('soak', USAGE, main);

@@ -6,7 +6,9 @@ import { configFor, initWeights, type MlpConfig } from '../model/mlp.js';
 import type { ModelCard } from '../model/card.js';
 import { buildCard, writeModelDir } from './export.js';
 
-export type LabelSet = 'generic' | 'fashion-mnist' | 'cifar10' | 'cifar100';
+/** The label sets a random model can carry (`generic`: class_0, class_1, …). */
+export const LABEL_SETS = ['generic', 'fashion-mnist', 'cifar10', 'cifar100'] as const;
+export type LabelSet = (typeof LABEL_SETS)[number];
 
 export interface RandomModelOptions {
   /** `B_<depth>-Wi_<width>` or `S_<depth>-Wi_<width>`. */
@@ -31,7 +33,7 @@ export interface RandomModelOptions {
   command?: string;
 }
 
-const LABEL_SETS: Record<Exclude<LabelSet, 'generic'>, readonly string[]> = {
+const NAMED_LABELS: Record<Exclude<LabelSet, 'generic'>, readonly string[]> = {
   'fashion-mnist': FASHION_MNIST_LABELS,
   cifar10: CIFAR10_LABELS,
   cifar100: CIFAR100_LABELS,
@@ -41,7 +43,7 @@ export async function writeRandomModel(opts: RandomModelOptions): Promise<ModelC
   const size = opts.size ?? 64;
   const channels = opts.channels ?? 3;
   const labelSet = opts.labels ?? 'generic';
-  const named = labelSet === 'generic' ? undefined : LABEL_SETS[labelSet];
+  const named = labelSet === 'generic' ? undefined : NAMED_LABELS[labelSet];
   const classes = opts.classes ?? named?.length ?? 10;
   if (named && named.length !== classes)
     throw new RangeError(`--labels ${labelSet} has ${named.length} classes, --classes says ${classes}`);

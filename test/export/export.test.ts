@@ -202,11 +202,11 @@ describe('npm run export:random', () => {
     namedTensors(back.weights).forEach((t, i) => expect(Buffer.compare(bytesOf(t.data), bytesOf(again[i].data))).toBe(0));
   }, 30_000);
 
-  it('EXPECTED FAILURE - a malformed arch exits 1 with a message naming it', async () => {
+  it('EXPECTED FAILURE - a malformed arch is a usage error (exit 2) with a message naming it', async () => {
     const err = await run(tsx, ['scripts/export-random.ts', '--arch', 'B6-W512', '--out', join(dir, 'x')]).catch(
       (e: { code: number; stderr: string }) => e,
     );
-    expect((err as { code: number }).code).toBe(1);
-    expect((err as { stderr: string }).stderr).toMatch(/arch "B6-W512" is not of the form/);
+    expect((err as { code: number }).code).toBe(2);
+    expect((err as { stderr: string }).stderr).toMatch(/--arch: arch "B6-W512" is not of the form/);
   }, 30_000);
 });

@@ -29,10 +29,16 @@ async function load(name: EngineName): Promise<Engine> {
   return (await (factory as () => Promise<Engine>)()) satisfies Engine;
 }
 
+/** `choice` as an EngineChoice, or a RangeError naming it and the choices (CLIs check theirs with cli.ts's `choice`). */
+export function checkEngineChoice(choice: unknown): EngineChoice {
+  if (!(ENGINE_CHOICES as readonly unknown[]).includes(choice))
+    throw new RangeError(`engine "${String(choice)}" is not one of ${ENGINE_CHOICES.join(', ')}`);
+  return choice as EngineChoice;
+}
+
 /** Creates the named engine; `auto` tries ort then falls back to tfjs, reporting why in `note`. */
 export async function createEngine(choice: EngineChoice): Promise<{ engine: Engine; note?: string }> {
-  if (!ENGINE_CHOICES.includes(choice))
-    throw new RangeError(`engine "${String(choice)}" is not one of ${ENGINE_CHOICES.join(', ')}`);
+  checkEngineChoice(choice);
   if (choice !== 'auto') return { engine: await load(choice) };
   try {
     return { engine: await load('ort') };
