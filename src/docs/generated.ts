@@ -2,6 +2,7 @@
 // (`<!-- generated:NAME -->` … `<!-- /generated:NAME -->`) whose content is rendered from the code's one source.
 // `npm run docs:generate` rewrites the sections; test/docs/generated.test.ts fails when a page and its source drift.
 
+import { renderCardTable } from './card-table.js';
 import { renderConfigTable } from './config-table.js';
 import { renderErrorsTable } from './errors-table.js';
 
@@ -16,6 +17,7 @@ export interface GeneratedSection {
 export const GENERATED_SECTIONS: readonly GeneratedSection[] = [
   { file: 'docs/configuration.md', name: 'config', render: renderConfigTable },
   { file: 'docs/errors.md', name: 'errors', render: renderErrorsTable },
+  { file: 'docs/models.md', name: 'card', render: () => renderCardTable() },
 ];
 
 function markers(name: string): [string, string] {

@@ -72,6 +72,15 @@ describe('a bad model directory fails start-up naming the file and the field', (
     expect(await startupError({ MODELS_DIR: dir })).toMatch(/a\/model\.json: field "name" is "b" but must equal its directory name "a"/);
   });
 
+  it('EXPECTED FAILURE - a bare model.onnx without a card: one error listing every field the card needs', async () => {
+    const dir = await modelsDir(['a']);
+    await rm(join(dir, 'a', 'model.json'));
+    expect(await startupError({ MODELS_DIR: dir })).toBe(
+      `${join(dir, 'a', 'model.json')}: missing; every model needs this card beside model.onnx (see docs/models.md), with the fields ` +
+        'name, version, arch, labels, input, normalization, embeddingDim, params, flopsPerImage, provenance, metrics',
+    );
+  });
+
   it('EXPECTED FAILURE - a directory without model.onnx', async () => {
     const dir = await modelsDir(['a']);
     await rm(join(dir, 'a', 'model.onnx'));
