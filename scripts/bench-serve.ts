@@ -1,10 +1,11 @@
 // `npm run bench:serve`: how close the service comes to the machine's limit, judged from outside. For each case
 // (src/bench/cases.ts) the real server is driven by hey at 64 concurrent uploads, with the default settings and with
 // BATCH_MAX_SIZE=1, and compared with the strict bound (src/bench/bound.ts) timed in the same run. Prints the
-// tables and the targets with the load average, and writes everything to a JSON file.
+// tables and the targets with the load average, and writes everything to a JSON file. `--protocols` instead runs the
+// protocol phase (src/bench/protocols.ts): the default model through /classify, /v2 (JSON, binary) and gRPC.
 //
 //   npm run bench:serve [-- --cases default-png,b6-jpeg,b12-png] [--seconds 5] [--warmup 2] [--concurrency 64]
-//                       [--bound-seconds 1] [--env KEY=VALUE ...] [--out FILE] [--quick]
+//                       [--bound-seconds 1] [--env KEY=VALUE ...] [--out FILE] [--quick] [--protocols]
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
@@ -15,13 +16,14 @@ import { CASE_NAMES, namedCase, runCase, type CaseName, type CaseResult } from '
 import { ensureHey } from '../src/bench/hey.js';
 import { fashionMnistImage, jpeg500, png28 } from '../src/bench/images.js';
 import { casesTable, f2, serverTable, targetsOf, targetsTable } from '../src/bench/report.js';
+import { protocolsTable, runProtocols } from '../src/bench/protocols.js';
 import { loadConfig } from '../src/config.js';
 import { UsageError, isUsageError, list, num } from '../src/util/cli.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const USAGE =
   'usage: npm run bench:serve -- [--cases ' + CASE_NAMES.join(',') + '] [--seconds S] [--warmup S] [--concurrency N] ' +
-  '[--bound-seconds S] [--env KEY=VALUE ...] [--out FILE] [--quick]';
+  '[--bound-seconds S] [--env KEY=VALUE ...] [--out FILE] [--quick] [--protocols]';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -34,6 +36,7 @@ async function main(): Promise<void> {
       env: { type: 'string', multiple: true },
       out: { type: 'string' },
       quick: { type: 'boolean', default: false },
+      protocols: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -74,6 +77,22 @@ async function main(): Promise<void> {
     `mlp-serve bench: ${cores} cores (${cpus()[0]?.model ?? '?'}), load average ${load0.map(f2).join(' ')}; ` +
       `hey ${settings.concurrency} concurrent uploads, ${settings.warmupSeconds} s warm-up + ${settings.seconds} s measured per server`,
   );
+  const out = resolve(values.out ?? join(ROOT, 'runs', 'bench-serve', `${values.protocols ? 'protocols-' : ''}${startedAt.replace(/[:.]/g, '-')}.json`));
+  await mkdir(dirname(out), { recursive: true });
+  const { hey: _hey, log: _log, ...recorded } = settings;
+  const machine = () => ({ cores, cpu: cpus()[0]?.model, node: process.version, loadavgBefore: load0, loadavgAfter: loadavg() });
+
+  if (values.protocols) {
+    const modelDir = join(ROOT, 'models', 'fashion-mlp');
+    const rows = await runProtocols({ ...settings, modelDir, upload: uploads.png });
+    const load1 = loadavg();
+    console.log(protocolsTable(rows, settings.concurrency));
+    console.log(`\nload average before ${load0.map(f2).join(' ')}, after ${load1.map(f2).join(' ')}`);
+    await writeFile(out, JSON.stringify({ startedAt, machine: machine(), settings: { ...recorded, modelDir }, protocols: rows }, null, 2) + '\n');
+    console.log(`results: ${out}`);
+    return;
+  }
+
   const results: CaseResult[] = [];
   for (const name of cases) results.push(await runCase(namedCase(name, join(ROOT, 'models'), uploads), settings));
   const load1 = loadavg();
@@ -83,10 +102,7 @@ async function main(): Promise<void> {
   console.log(targetsTable(targets));
   console.log(`\nload average before ${load0.map(f2).join(' ')}, after ${load1.map(f2).join(' ')}`);
 
-  const out = resolve(values.out ?? join(ROOT, 'runs', 'bench-serve', `${startedAt.replace(/[:.]/g, '-')}.json`));
-  await mkdir(dirname(out), { recursive: true });
-  const { hey: _hey, log: _log, ...recorded } = settings;
-  await writeFile(out, JSON.stringify({ startedAt, machine: { cores, cpu: cpus()[0]?.model, node: process.version, loadavgBefore: load0, loadavgAfter: load1 }, settings: recorded, results, targets }, null, 2) + '\n');
+  await writeFile(out, JSON.stringify({ startedAt, machine: machine(), settings: recorded, results, targets }, null, 2) + '\n');
   console.log(`results: ${out}`);
 }
 

@@ -14,6 +14,8 @@ export interface HeyOptions {
   /** Uploads in flight at all times (hey's workers, one connection each). */
   concurrency: number;
   seconds: number;
+  /** Extra request headers (e.g. Inference-Header-Content-Length). */
+  headers?: Record<string, string>;
 }
 
 export interface HeyResult {
@@ -35,7 +37,8 @@ export interface HeyResult {
 
 /** hey's command line for a closed loop of `concurrency` POSTs of one body for `seconds`. */
 export function heyArgs(o: HeyOptions): string[] {
-  return ['-z', `${o.seconds}s`, '-c', String(o.concurrency), '-m', 'POST', '-T', o.contentType, '-D', o.bodyFile, '-disable-compression', o.url];
+  const headers = Object.entries(o.headers ?? {}).flatMap(([k, v]) => ['-H', `${k}: ${v}`]);
+  return ['-z', `${o.seconds}s`, '-c', String(o.concurrency), '-m', 'POST', '-T', o.contentType, ...headers, '-D', o.bodyFile, '-disable-compression', o.url];
 }
 
 /** The parts of hey's summary the bench needs: total time, latency percentiles, answers by status, errors. */

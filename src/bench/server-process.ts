@@ -14,6 +14,8 @@ export type Samples = Map<string, number>;
 
 export interface ServerProcess {
   base: string;
+  /** `HOST:PORT` of its gRPC service, when it logged one. */
+  grpc: string | undefined;
   pid: number;
   /** The environment it was started with, beyond the bench's own (for the report). */
   env: Record<string, string>;
@@ -119,12 +121,14 @@ export async function startServer(modelsDir: string, env: Record<string, string>
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log: string[] = [];
+  let grpc: string | undefined;
   const base = await new Promise<string>((resolve, reject) => {
     let url = '';
     const onLine = (line: string) => {
       if (log.length < 200) log.push(line);
       const m = /listening at (http:\/\/[\d.]+:\d+)/.exec(line);
       if (m) url = m[1];
+      grpc = /gRPC \(inference\.GRPCInferenceService\) listening on ([\d.]+:\d+)/.exec(line)?.[1] ?? grpc;
       if (/"msg":"ready"/.test(line) && url) resolve(url);
     };
     createInterface({ input: child.stdout! }).on('line', onLine);
@@ -134,6 +138,7 @@ export async function startServer(modelsDir: string, env: Record<string, string>
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   return {
     base,
+    grpc,
     pid: child.pid!,
     env,
     scrape: async () => parseMetrics(await (await fetch(`${base}/metrics`)).text()),

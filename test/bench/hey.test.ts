@@ -52,4 +52,6 @@ it('heyArgs: a closed loop of POSTs of one file for a duration', () => {
   expect(heyArgs({ url: 'http://h/classify', bodyFile: '/tmp/b', contentType: 'image/png', concurrency: 64, seconds: 5 })).toEqual([
     '-z', '5s', '-c', '64', '-m', 'POST', '-T', 'image/png', '-D', '/tmp/b', '-disable-compression', 'http://h/classify',
   ]);
+  const v2 = heyArgs({ url: 'http://h/v2', bodyFile: '/tmp/b', contentType: 'application/octet-stream', concurrency: 1, seconds: 1, headers: { 'Inference-Header-Content-Length': '120' } });
+  expect(v2.slice(v2.indexOf('-H'), v2.indexOf('-H') + 2)).toEqual(['-H', 'Inference-Header-Content-Length: 120']);
 });

@@ -1,8 +1,9 @@
 // The gRPC service (inference.GRPCInferenceService) driven by a client that is not ours: gRPC's C-core in Python
 // (Debian's python3-grpcio), with stubs generated at test time from our .proto by grpc_tools.protoc
-// (test/fixtures/grpc_client.py). Every RPC, results equal to HTTP v2 within 1e-5, API keys from metadata, the
-// status codes of every failure (NOT_FOUND, INVALID_ARGUMENT, UNAVAILABLE, DEADLINE_EXCEEDED, UNAUTHENTICATED), a
-// fuzz of malformed messages after which the server still answers, metrics with protocol="grpc", and the drain.
+// (scripts/grpc-client.py, also the bench's gRPC load generator). Every RPC, results equal to HTTP v2 within 1e-5,
+// API keys from metadata, the status codes of every failure (NOT_FOUND, INVALID_ARGUMENT, UNAVAILABLE,
+// DEADLINE_EXCEEDED, UNAUTHENTICATED), a fuzz of malformed messages after which the server still answers, metrics
+// with protocol="grpc", and the drain.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
@@ -13,7 +14,7 @@ import { v2Json } from './hostile.js';
 
 const D = 16; // 1×4×4
 const KEY = 'grpc-test-key-0123456789';
-const SCRIPT = new URL('../fixtures/grpc_client.py', import.meta.url).pathname;
+const SCRIPT = new URL('../../scripts/grpc-client.py', import.meta.url).pathname;
 
 async function py(target: string, mode: string, ...args: string[]): Promise<any> {
   const { stdout } = await promisify(execFile)('/usr/bin/python3', [SCRIPT, PROTO_PATH, target, 'tiny4', String(D), mode, ...args], { maxBuffer: 1 << 26, timeout: 120_000 });
