@@ -48,8 +48,7 @@ export interface FinetuneOptions {
 /**
  * Defaults: the paper's fine-tuning choices (body lr × 0.1, smoothing 0.3) with LION, and no flips or crops
  * (digits and text are not mirror-symmetric; pass --flip for data sets that are). The head's lr 1e-3 puts the
- * body at 1e-4, the trainer's pre-training lr; measured Fashion-MNIST → MNIST (6k images, 5 epochs): head lr
- * 1e-4 / 3e-4 / 1e-3 / 3e-3 gave 73.2 / 88.7 / 91.6 / 93.0% (B_2-Wi_256 pretrained 3 epochs at 28×28).
+ * body at 1e-4, the trainer's pre-training lr (the head-lr measurements: docs/results.md).
  */
 export const DEFAULT_FINETUNE: Omit<FinetuneOptions, 'from' | 'data' | 'out'> = Object.freeze({
   epochs: 10,

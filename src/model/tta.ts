@@ -23,8 +23,6 @@ export interface Geometry {
   channels: number;
 }
 
-/** The identity view: what a model without TTA sees. */
-export const IDENTITY_VIEW: TtaView = Object.freeze({ dx: 0, dy: 0, flip: false });
 
 /**
  * Parses a view list: `flip` (identity + mirror), `shift:N` (identity + four shifts of N px), `flip,shift:N` (both,

@@ -38,11 +38,9 @@ export interface SweepRecipe {
 }
 
 /**
- * The default recipe of the sweep, sized so the default grid finishes within two hours on two CPU cores:
- * native 28×28 grey input, a short-budget version of the paper's recipe (LION, cosine, smoothing) without
- * MixUp or crops, which only pay off over long schedules (RECIPE-NOTES). The lr scales as 1/width: measured on
- * 6k and 60k examples, B_1-Wi_64 was best at 2e-3 (of 2e-4…2e-3) and B_4-Wi_512 at 2e-4, and one fixed lr would
- * handicap one end of the size axis and bend the fitted law.
+ * The default recipe of the sweep: a short-budget version of the paper's (LION, cosine, smoothing; no MixUp or
+ * crops, which pay off only over long schedules) at the native 28×28 grey input, with lr ∝ 1/width so neither end
+ * of the size axis is handicapped (the measurements behind it: docs/results.md, "Scaling study").
  */
 export const DEFAULT_RECIPE: SweepRecipe = Object.freeze({
   data: 'fashion-mnist',
@@ -61,10 +59,8 @@ export const DEFAULT_RECIPE: SweepRecipe = Object.freeze({
 });
 
 /**
- * The default grid: six sizes (0.17–58 MFLOPs per image at 28×28) × six budgets (6k–240k examples seen, i.e.
- * up to 4 epochs of Fashion-MNIST), 471k examples per size. Measured with the ort engine on the 2-core machine
- * while other jobs kept it at load ~10: B_6-Wi_768 386 images/s, B_4-Wi_512 1,477, B_4-Wi_256 2,283, smaller ones
- * 6.5k–36k, so ~32 minutes for the grid under that load (an idle machine trains ~2× faster): well inside 2 hours.
+ * The default grid: six sizes (0.17–58 MFLOPs per image at 28×28) × six budgets (6k–240k examples seen, up to 4
+ * epochs of Fashion-MNIST), sized to finish within two hours on two CPU cores (timings: docs/results.md).
  */
 export const DEFAULT_ARCHS: readonly string[] = ['B_1-Wi_64', 'B_2-Wi_128', 'B_2-Wi_256', 'B_4-Wi_256', 'B_4-Wi_512', 'B_6-Wi_768'];
 export const DEFAULT_EXAMPLES: readonly number[] = [6000, 15000, 30000, 60000, 120000, 240000];

@@ -1,6 +1,6 @@
 // Training-time augmentation on uint8 CHW images already at the model's resolution (what the cache stores):
-// random-resized crop (the paper's), horizontal flip, and a light pad-and-crop translation (RECIPE-NOTES: on
-// Fashion-MNIST strong crops underfit, ±2 px shifts help late in training). Seeded: the same rng gives the same
+// random-resized crop (the paper's), horizontal flip, and a light pad-and-crop translation (on Fashion-MNIST strong
+// crops underfit and ±2 px shifts help late in training: docs/training.md). Seeded: the same rng gives the same
 // pixels. Evaluation uses the centre view, which is the cached image unchanged: exactly what the server feeds.
 
 import type { InputGeometry } from '../data/preprocess.js';

@@ -5,7 +5,7 @@
 // each written to a temporary name and renamed, so a crash mid-write never leaves a checkpoint that looks whole.
 
 import { readdir, readFile, rename, rm, writeFile, mkdir } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { assertWeightsMatch, isStandard, namedTensors, type MlpConfig, type MlpWeights } from '../model/mlp.js';
 import type { OptimizerState } from './engines/engine.js';
 
@@ -165,5 +165,3 @@ export async function pruneCheckpoints(dir: string, keep: number): Promise<void>
     await rm(path.replace(/\.json$/, '.bin'), { force: true });
   }
 }
-
-export const checkpointLabel = (path: string) => basename(path, '.json');

@@ -1,4 +1,4 @@
-// The configuration of issue 7 (security, limits, model management): every variable read, one clear error per bad
+// The security, limits and model-management settings: every variable read, one clear error per bad
 // value, and no secret ever echoed in an error message.
 
 import { describe, expect, it } from 'vitest';

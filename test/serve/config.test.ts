@@ -32,7 +32,7 @@ describe('loadConfig', () => {
       maxPixels: 40_000_000,
       shutdownGraceMs: 10_000,
       logLevel: 'info',
-      // security, limits and model management (issue 7; test/serve/config-security.test.ts checks each)
+      // security, limits and model management (test/serve/config-security.test.ts checks each)
       apiKeys: [],
       adminApiKeys: [],
       rateLimitMax: 0,

@@ -2,10 +2,8 @@
 //
 // Two ways to apply LION, chosen per execution provider:
 // - `host` (default on CPU): the graph computes loss and gradients into preallocated buffers; a WebAssembly SIMD
-//   kernel (lion-simd.ts) applies LION in place. Measured on onnxruntime-node 1.30 CPU: its elementwise Mul/Sign
-//   kernels run at 1–1.6 ns per element even in cache, and the node binding copies every output into a fresh
-//   ArrayBuffer, so the in-graph update (ten passes over the weights, weights and momenta both copied out) took
-//   ~200 ms per B_6-Wi_512 step (19M parameters) where the host-side one takes ~10 ms.
+//   kernel (lion-simd.ts) applies LION in place: on CPU the in-graph update is ~20× slower, as onnxruntime's
+//   elementwise kernels are slow and every output is copied out (measurements: docs/training.md, "Engines").
 // - `graph` (default on CUDA): forward, backward and LION in the one graph, weights and momenta in two
 //   preallocated sets of buffers; a step reads set A and writes set B (preallocated fetches), then they swap.
 
@@ -45,8 +43,7 @@ export interface OrtEngineOptions {
   lion?: LionPlacement;
   /**
    * Whether idle intra-op threads spin-wait. Default false: after a run, spinning pool threads compete with the
-   * host-side LION and the data pipeline for the cores (measured with two threads on a busy 2-core machine: the
-   * step 2.2× slower and the LION update 2.6× slower with spinning on).
+   * host-side LION and the data pipeline for the cores (docs/training.md, "Engines").
    */
   spinning?: boolean;
   /**

@@ -1,9 +1,9 @@
 // The TensorFlow.js training engine: forward pass, hand-written matMul gradients and the LION step.
 //
 // Backend: tfjs-node-gpu or tfjs-node when they are installed (never required), else the wasm backend (XNNPACK).
-// Why custom gradients: on wasm only the non-transposed matMul runs on XNNPACK (~35 GFLOP/s); the transposed
-// products the stock matMul gradient asks for run ~15× slower. Every matMul here gets its gradient through
-// tf.customGrad with an explicit tf.transpose, so all three products of a Linear are plain a·b (a 4× faster step).
+// Why custom gradients: on wasm only the non-transposed matMul runs on XNNPACK, so every matMul here gets its
+// gradient through tf.customGrad with an explicit tf.transpose: all three products of a Linear are plain a·b
+// (measurements: docs/training.md, "Engines").
 // LayerNorm, exact-erf GELU and the soft-target cross-entropy use tfjs's own gradients (no matMul in them).
 // LION runs in plain TypeScript (src/train/lion.ts, the tested reference) on JS-side master copies of the weights.
 
@@ -52,8 +52,7 @@ export function initTfjsBackend(): Promise<string> {
  *   dA = dY·bᵀ = (b·dYᵀ)ᵀ    and    dB = aᵀ·dY,
  * each a non-transposed product. Only activation-sized tensors (n rows) are transposed, never a weight (for a
  * 512×2048 weight at n = 128, 4× less data moved), and the right operand of dA, which XNNPACK packs on every call,
- * is the small dYᵀ. Measured: dA this way is 2× faster than dY·transpose(b), and 8× faster than the stock
- * transposed matMul.
+ * is the small dYᵀ.
  */
 const matMul = tf.customGrad((a, b, save) => {
   (save as tf.GradSaveFunc)([a as tf.Tensor2D, b as tf.Tensor2D]);
