@@ -127,7 +127,7 @@ function lawRow(name: string, law: AxisLaw): string {
   return `| ${name} | ${f.n} | ${ci(f.alpha)} | ${ci(f.a)} | ${ci(f.c)} | ${f.r2.toFixed(3)} | ${note} |`;
 }
 
-/** The study's numbers as markdown (README / docs/results.md / the CLI's summary). */
+/** The study's numbers as markdown (docs/scaling/report.md, docs/results.md, the CLI's summary). */
 export function reportMarkdown(rep: ScalingReport): string {
   const out: string[] = [];
   out.push(`Fits of test error = a·x^(−α) + c, 95% intervals in brackets (${rep.runs} runs).`, '');

@@ -179,7 +179,7 @@ export class InferencePool extends EventEmitter {
             started = true;
             slot.ready = true;
             this._providers = { ...this._providers, ...msg.providers };
-            // The thread split is a tuning knob (README, Performance): say what this worker runs with.
+            // The thread split is a tuning knob (docs/performance.md): say what this worker runs with.
             this.opts.log.info(
               `inference worker ${index} ready (warm-up ${msg.warmupMs.toFixed(0)} ms, onnxruntime intra-op threads ${this.opts.init.intraOpThreads})`,
             );
