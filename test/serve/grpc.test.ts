@@ -134,6 +134,18 @@ describe('EXPECTED FAILURE - load and deadlines', () => {
     }
   }, 60_000);
 
+  it('SIGTERM\'s drain: calls already queued are answered OK before the models close', async () => {
+    const s = await startApp({ MODELS_DIR: models.dir, BATCH_POLICY: 'fixed', BATCH_MAX_DELAY_MS: '3000', BATCH_MAX_SIZE: '64' }, { grpc: true });
+    const calls = py(s.grpc!, 'pressure', '2');
+    // Both calls (3 rows each) wait in the batch queue for the batch delay; drain while they do.
+    while (sample(await metricsText(s.base), 'mlp_queue_depth{model="tiny4"}') < 6) await new Promise((r) => setTimeout(r, 50));
+    s.app.serving.draining = true;
+    const closed = s.close();
+    const r = await calls;
+    await closed;
+    expect(r.results).toEqual([{ code: 'OK', details: '' }, { code: 'OK', details: '' }]);
+  }, 60_000);
+
   it('draining: ModelInfer UNAVAILABLE; after close() the port no longer answers', async () => {
     const s = await startApp({ MODELS_DIR: models.dir }, { grpc: true });
     s.app.serving.draining = true;
