@@ -185,8 +185,6 @@ export function defaultIntraOpThreads(cores: number, inferenceWorkers: number): 
   return Math.max(1, Math.floor(cores / (2 * inferenceWorkers)));
 }
 
-const inferenceWorkers = int(1, 1, 64);
-
 /** The gRPC listener's port: a port number (`0` picks a free one), or `off`. */
 const grpcPort: Kind<number | 'off'> = {
   parse: (name, v) => (v === undefined ? 8081 : v.toLowerCase() === 'off' ? 'off' : checkInt(name, v, 0, 65535)),
@@ -207,24 +205,29 @@ const SETTINGS = {
   modelsDir: { env: 'MODELS_DIR', group: 'models', ...str('models'), doc: 'Directory with one sub-directory per model (`model.onnx` + `model.json`, or versions `NAME/VERSION/`).' },
   defaultModel: { env: 'DEFAULT_MODEL', group: 'models', ...modelName, doc: 'Model used when a request names none.' },
   batchMaxSize: { env: 'BATCH_MAX_SIZE', group: 'batching', ...int(32, 1, 4096), doc: 'Largest batch handed to onnxruntime; `1` turns batching off.' },
-  batchMaxDelayMs: { env: 'BATCH_MAX_DELAY_MS', group: 'batching', ...int(5, 0, 10_000), doc: 'Longest a request waits for companions (ms), counted from the oldest queued image.' },
+  batchMaxDelayMs: { env: 'BATCH_MAX_DELAY_MS', group: 'batching', ...int(5, 0, 10_000), doc: '`fixed` policy: longest a request waits for companions (ms), counted from the oldest queued image (`adaptive` waits only within its latency budget).' },
   batchPolicy: {
     env: 'BATCH_POLICY',
     group: 'batching',
     ...oneOf<BatchPolicyName>(['fixed', 'adaptive'], 'adaptive', (v) => `must be fixed or adaptive, got "${v}"`),
-    doc: '`adaptive`: a free worker gets the queue at once unless the learned batch cost and the arrival rate say a fuller batch will form within `LATENCY_TARGET_MS`; `fixed`: a partial batch always waits `BATCH_MAX_DELAY_MS` (`npm run bench:serve` compares both: [performance.md](performance.md#measured)).',
+    doc: '`adaptive`: a free worker gets the queue at once unless the batch cost at each size (measured at warm-up, then learned) and the arrival rate say a fuller batch keeps the worker busier and forms within the latency budget; `fixed`: a partial batch always waits `BATCH_MAX_DELAY_MS` (`npm run bench:serve` compares both: [performance.md](performance.md#measured)).',
   },
-  latencyTargetMs: { env: 'LATENCY_TARGET_MS', group: 'batching', ...int(20, 1, 600_000), doc: '`adaptive`: queue wait + batch run time (ms) an image should stay under.' },
+  latencyTargetMs: { env: 'LATENCY_TARGET_MS', group: 'batching', ...int(20, 1, 600_000), doc: '`adaptive`: queue wait + batch run time (ms) an image should stay under; never taken below twice the time of a full batch, which no image can be promised under load.' },
   queueMax: { env: 'QUEUE_MAX', group: 'batching', ...int(1024, 1, 1_000_000), doc: 'Images waiting per model beyond which requests get 503 `QUEUE_FULL` with `Retry-After`.' },
   requestTimeoutMs: { env: 'REQUEST_TIMEOUT_MS', group: 'batching', ...int(10_000, 1, 3_600_000), doc: 'Deadline of one request from arrival (ms); past it the answer is 504 (408 if its body has not arrived).' },
   executionProviders: { env: 'EXECUTION_PROVIDERS', group: 'inference', ...providers, doc: 'onnxruntime providers tried in order; a GPU provider that cannot start falls back to the next one.' },
   requireGpu: { env: 'REQUIRE_GPU', group: 'inference', ...bool(), doc: 'Fail start-up instead of falling back to CPU when no GPU provider can start.' },
-  inferenceWorkers: { env: 'INFERENCE_WORKERS', group: 'inference', ...inferenceWorkers, doc: 'Worker threads, each holding a session per model; a batch goes to a free one.' },
+  inferenceWorkers: {
+    env: 'INFERENCE_WORKERS',
+    group: 'inference',
+    ...optionalInt(1, 64, 'measured at start-up (1 if `ORT_INTRA_OP_THREADS` is set)'),
+    doc: 'Worker threads, each holding a session per model; a batch goes to a free one. Unset (with `ORT_INTRA_OP_THREADS` unset too): chosen at start-up from the measured decode and inference cost per image ([performance.md](performance.md#threads-chosen-by-measurement)), shown in `/models` and `mlp_threads`.',
+  },
   ortIntraOpThreads: {
     env: 'ORT_INTRA_OP_THREADS',
     group: 'inference',
-    ...int((ctx) => defaultIntraOpThreads(ctx.cores, inferenceWorkers.parse('INFERENCE_WORKERS', read(ctx.env, 'INFERENCE_WORKERS'), ctx)), 1, 1024, '⌊cores ÷ (2 × `INFERENCE_WORKERS`)⌋, at least 1'),
-    doc: 'Threads of one onnxruntime operator, per session (1 on a 2-core machine: [performance.md](performance.md#threads-on-a-small-machine)).',
+    ...optionalInt(1, 1024, 'measured at start-up (1 per worker); ⌊cores ÷ (2 × `INFERENCE_WORKERS`)⌋, at least 1, if `INFERENCE_WORKERS` is set'),
+    doc: 'Threads of one onnxruntime operator, per session. Setting it or `INFERENCE_WORKERS` pins the thread split instead of measuring it.',
   },
   ortInterOpThreads: { env: 'ORT_INTER_OP_THREADS', group: 'inference', ...int(1, 1, 1024), doc: 'Threads across operators, per session (only the parallel execution mode uses them; the graph is a chain).' },
   uvThreadpoolSize: {

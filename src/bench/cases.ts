@@ -91,8 +91,8 @@ async function served(server: ServerProcess, upload: Upload, bodyFile: string, s
   const images = d('mlp_batch_size_sum');
   const perImage = (name: string) => (d(`${name}_count`) ? (d(`${name}_sum`) * 1000) / d(`${name}_count`) : NaN);
   const threads = await fetch(`${server.base}/models`)
-    .then((r) => r.json() as Promise<{ models?: { threads?: unknown }[] }>)
-    .then((j) => j.models?.[0]?.threads)
+    .then((r) => r.json() as Promise<{ threads?: unknown }>)
+    .then((j) => j.threads)
     .catch(() => undefined);
   return {
     env,

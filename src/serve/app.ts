@@ -183,7 +183,7 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
   await app.register(metricsPlugin);
   await app.register(modelsPlugin, { config });
   await app.register(healthRoutes);
-  await app.register(modelsRoute);
+  await app.register(modelsRoute, { config });
   await app.register(classifyRoute, { config });
   await app.register(embedRoute, { config });
   await app.register(v2Routes, { config });

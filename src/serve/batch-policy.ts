@@ -51,21 +51,35 @@ export const fixedDelayPolicy: BatchPolicy = (s) => {
 };
 
 /**
- * Batching beyond this size saves under a tenth of the per-image cost: the fixed part of a batch is ≤ 10% of it.
- * (fixed ≤ 0.1 · (fixed + perImage · n)  ⇔  n ≥ 9 · fixed / perImage.)
+ * The adaptive policy's latency budget for the oldest image (queue wait + batch time): LATENCY_TARGET_MS, but never
+ * below twice the time of a full batch. A target under that cannot be honoured under load (an image arriving as a
+ * full batch leaves waits for it, then for its own), and treating it as binding would send batches of one, each
+ * paying the whole fixed cost (for a large model, streaming every weight from memory for one image).
  */
-export function usefulBatchSize(c: BatchCost): number {
-  return c.perImageMs > 0 ? Math.ceil((9 * c.fixedMs) / c.perImageMs) : Infinity;
+export function latencyBudgetMs(c: BatchCost, maxSize: number, latencyTargetMs: number): number {
+  return Math.max(latencyTargetMs, 2 * batchMs(c, maxSize));
 }
 
 /**
- * Latency-aware: a free worker gets the queue at once, unless waiting is both worth it and safe. Worth it: the
- * batch is still below the size where the fixed cost stops mattering (`usefulBatchSize`). Safe: at the recent
- * arrival rate that size (capped at maxSize) is expected before the latest moment the batch may leave, the moment
- * after which the oldest image, with the learned batch time of the grown batch, would miss `latencyTargetMs`
- * (and never later than `maxDelayMs`). So at light and moderate load nothing waits, and under a burst fast enough
- * to fill a batch it waits just long enough to fill it. Without a learned cost or traffic it behaves like
- * `maxDelayMs = 0`.
+ * How many images to wait for, weighing the batch cost at each size against the time the images take to arrive:
+ * waiting for n ≥ queued images at `ratePerMs` keeps the worker at n / ((n − queued)/rate + fixed + perImage·n)
+ * images per ms. That ratio is monotone in n: it grows exactly when fixed > queued / rate (the fixed cost of a batch
+ * outlasts the time that many images take to arrive), and then the best n is the largest one the budget allows:
+ * oldestWait + (n − queued)/rate + batchMs(n) ≤ budget. Returns `queued` when sending now is best.
+ */
+export function fillTarget(c: BatchCost, queued: number, maxSize: number, ratePerMs: number, oldestWaitMs: number, budgetMs: number): number {
+  if (!(ratePerMs > 0) || queued >= maxSize) return Math.min(queued, maxSize);
+  if (!(c.fixedMs > queued / ratePerMs)) return queued;
+  const fits = Math.floor((budgetMs - oldestWaitMs - c.fixedMs + queued / ratePerMs) / (1 / ratePerMs + c.perImageMs));
+  return Math.max(queued, Math.min(maxSize, fits));
+}
+
+/**
+ * Latency-aware: a free worker gets the queue at once, unless a fuller batch is worth waiting for (`fillTarget`:
+ * the learned cost at each size against the recent arrival rate) and reachable within the latency budget
+ * (`latencyBudgetMs`). So at light load nothing waits, a cheap model never waits (its fixed cost is shorter than
+ * the next arrival), and a costly one under load waits for the batch that keeps its worker busiest. Without a
+ * learned cost or traffic it sends at once.
  */
 export const adaptivePolicy: BatchPolicy = (s) => {
   if (s.queued === 0 || s.freeWorkers <= 0) return { kind: 'idle' };
@@ -74,22 +88,16 @@ export const adaptivePolicy: BatchPolicy = (s) => {
   const c = s.cost;
   const rate = s.arrivalsPerMs ?? 0;
   if (!c || !(rate > 0)) return send;
-  const goal = Math.min(s.maxSize, usefulBatchSize(c));
-  if (s.queued >= goal) return send;
-  // Waiting t more: the oldest finishes at oldestWait + t + fixed + perImage · (queued + rate · t) ≤ target.
-  const target = s.latencyTargetMs ?? s.maxDelayMs + batchMs(c, s.maxSize);
-  const byTarget = (target - s.oldestWaitMs - batchMs(c, s.queued)) / (1 + rate * c.perImageMs);
-  const slack = Math.min(byTarget, s.maxDelayMs - s.oldestWaitMs);
-  const fill = (goal - s.queued) / rate;
-  if (!(fill <= slack)) return send;
-  return { kind: 'wait', ms: fill };
+  const budget = latencyBudgetMs(c, s.maxSize, s.latencyTargetMs ?? s.maxDelayMs + batchMs(c, s.maxSize));
+  const n = fillTarget(c, s.queued, s.maxSize, rate, s.oldestWaitMs, budget);
+  if (n <= s.queued) return send;
+  return { kind: 'wait', ms: (n - s.queued) / rate };
 };
 
 /**
  * Online least-squares fit of batch time against batch size, with exponential forgetting (each new batch weighs
  * 1, the one before `decay`, …: about 1/(1−decay) recent batches count), so the fit follows a machine whose load
- * changes. Until two different sizes were seen, time is taken as proportional to size (no fixed part): that only
- * errs on the side of expecting big batches to be slow.
+ * changes.
  */
 export class BatchCostModel {
   private s0 = 0;
@@ -99,8 +107,21 @@ export class BatchCostModel {
   private sxy = 0;
   private n = 0;
 
-  constructor(private readonly decay = 0.98) {
+  /**
+   * `prior`: the cost measured at start-up (warm-up runs every batch size). While the recent batches are all about
+   * one size, which cannot separate the fixed part from the per-image part, the prior's shape is kept and scaled
+   * to the recent times; without a prior, time is taken as proportional to size.
+   */
+  constructor(
+    private readonly decay = 0.98,
+    private readonly prior?: BatchCost,
+  ) {
     if (!(decay > 0 && decay < 1)) throw new RangeError(`decay must be in (0, 1), got ${decay}`);
+  }
+
+  /** Feeds timings measured at several sizes (the warm-up's) as ordinary observations. */
+  seed(timings: readonly { size: number; ms: number }[]): void {
+    for (const t of timings) this.observe(t.size, t.ms);
   }
 
   /** Batches observed so far. */
@@ -126,7 +147,12 @@ export class BatchCostModel {
     const meanY = this.sy / this.s0;
     const varX = this.sxx / this.s0 - meanX * meanX;
     // Sizes (nearly) all equal: slope and intercept cannot be told apart.
-    if (varX < 1e-6 * Math.max(1, meanX * meanX)) return { fixedMs: 0, perImageMs: meanY / meanX };
+    if (varX < 1e-6 * Math.max(1, meanX * meanX)) {
+      const p = this.prior;
+      if (!p || !(batchMs(p, meanX) > 0)) return { fixedMs: 0, perImageMs: meanY / meanX };
+      const k = meanY / batchMs(p, meanX);
+      return { fixedMs: p.fixedMs * k, perImageMs: p.perImageMs * k };
+    }
     let perImageMs = (this.sxy / this.s0 - meanX * meanY) / varX;
     let fixedMs = meanY - perImageMs * meanX;
     if (perImageMs < 0) {

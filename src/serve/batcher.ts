@@ -75,6 +75,8 @@ export interface BatcherOptions {
   policy?: BatchPolicy | BatchPolicyName;
   /** The adaptive policy's LATENCY_TARGET_MS: queue wait + batch time. */
   latencyTargetMs?: number;
+  /** session.run times at several batch sizes from the workers' warm-up: the batch cost known before traffic. */
+  warmupTimings?: readonly { size: number; ms: number }[];
   observer?: BatcherObserver;
 }
 
@@ -104,13 +106,17 @@ export class Batcher {
   private readonly onFree = () => this.pump();
   private idleWaiters: (() => void)[] = [];
   // Learned online for the adaptive policy: time from dispatch to results against batch size, and arrivals.
-  private readonly costModel = new BatchCostModel();
+  private readonly costModel: BatchCostModel;
   private readonly arrivals = new ArrivalRate();
 
   constructor(private readonly o: BatcherOptions) {
     if (!Number.isInteger(o.maxSize) || o.maxSize < 1) throw new RangeError(`maxSize must be ≥ 1, got ${o.maxSize}`);
     if (!(o.maxDelayMs >= 0)) throw new RangeError(`maxDelayMs must be ≥ 0, got ${o.maxDelayMs}`);
     if (o.latencyTargetMs !== undefined && !(o.latencyTargetMs > 0)) throw new RangeError(`latencyTargetMs must be > 0, got ${o.latencyTargetMs}`);
+    const seed = new BatchCostModel(0.98);
+    seed.seed(o.warmupTimings ?? []);
+    this.costModel = new BatchCostModel(0.98, seed.estimate(2));
+    this.costModel.seed(o.warmupTimings ?? []);
     this.policy = o.policy === 'adaptive' ? adaptivePolicy : o.policy === 'fixed' || o.policy === undefined ? fixedDelayPolicy : o.policy;
     o.runner.on('free', this.onFree);
   }

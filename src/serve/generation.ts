@@ -9,6 +9,7 @@ import type { Metrics } from './metrics.js';
 import type { InferencePool } from './worker-pool.js';
 import type { ModelVersionDir } from './model-repo.js';
 import type { LoadedModel } from './model-types.js';
+import type { ThreadPlan } from './thread-plan.js';
 
 export interface Generation {
   id: number;
@@ -18,6 +19,8 @@ export interface Generation {
   byName: Map<string, LoadedModel[]>;
   dirs: ModelVersionDir[];
   pool: InferencePool | undefined;
+  /** How its cores are split between decoding and inference. */
+  threads: ThreadPlan | undefined;
   /** Requests holding this generation (resolved and not yet answered). */
   leases: number;
   onIdle: (() => void)[];
@@ -44,7 +47,7 @@ export function makeGeneration(id: number, dirs: ModelVersionDir[], defaultName:
     byName.set(d.name, list);
     versions.push(m);
   }
-  return { id, defaultName, versions, byName, dirs, pool: undefined, leases: 0, onIdle: [] };
+  return { id, defaultName, versions, byName, dirs, pool: undefined, threads: undefined, leases: 0, onIdle: [] };
 }
 
 /** Queue depth per model name: the sum over its versions and over generations still draining. */
@@ -65,7 +68,10 @@ export class QueueDepths {
   }
 }
 
-/** Gives every version of `gen` its batcher on `pool`, reporting to `metrics`: the generation can take traffic. */
+/**
+ * Gives every version of `gen` its batcher on `pool` (its batch cost known from the warm-up), reporting to
+ * `metrics`: the generation can take traffic.
+ */
 export function attachBatchers(gen: Generation, pool: InferencePool, config: Readonly<Config>, metrics: Metrics, depths: QueueDepths): void {
   gen.pool = pool;
   pool.on('replaced', () => metrics.workerRestarts.inc());
@@ -82,6 +88,7 @@ export function attachBatchers(gen: Generation, pool: InferencePool, config: Rea
       policy: config.batchPolicy,
       latencyTargetMs: config.latencyTargetMs,
       queueMax: config.queueMax,
+      warmupTimings: pool.timings[model.key],
       runner: pool,
       observer: {
         queueDepth: (d) => depths.set(model.name, batcher, d),
@@ -123,4 +130,12 @@ export async function stop(gen: Generation, depths?: QueueDepths): Promise<void>
     if (v.batcher) depths?.set(v.name, v.batcher, -1);
   }
   await gen.pool?.close();
+}
+
+/** The thread split as the mlp_threads gauge shows it. */
+export function showThreads(gauge: Metrics['threads'], t: ThreadPlan, uvThreadpoolSize: number): void {
+  gauge.reset();
+  gauge.set({ role: 'inference_workers', source: t.source }, t.inferenceWorkers);
+  gauge.set({ role: 'intra_op', source: t.source }, t.intraOpThreads);
+  gauge.set({ role: 'uv_threadpool', source: 'env' }, uvThreadpoolSize);
 }

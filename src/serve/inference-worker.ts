@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
 import { GpuUnavailableError, openSession } from './session.js';
 import type { ExecutionProvider } from '../config.js';
-import type { FromWorker, ToWorker, WorkerInit, WorkerModel } from './worker-protocol.js';
+import type { FromWorker, ToWorker, WarmupTiming, WorkerInit, WorkerModel } from './worker-protocol.js';
 
 if (!parentPort) throw new Error('inference-worker.ts must run in a worker thread');
 const port = parentPort;
@@ -40,6 +40,7 @@ async function run(m: Loaded, input: Float32Array, size: number) {
 
 async function start(): Promise<void> {
   const providers: Record<string, ExecutionProvider> = {};
+  const timings: Record<string, WarmupTiming[]> = {};
   const t0 = performance.now();
   // A provider that failed for one model fails for all (missing library, no device): try it once per worker.
   let candidates = init.providers;
@@ -58,12 +59,19 @@ async function start(): Promise<void> {
       throw new Error(`model ${spec.name}: model.onnx has no input "input" (inputs: ${session.inputNames.join(', ')})`);
     candidates = candidates.slice(candidates.indexOf(provider));
     const loaded = { spec, session };
-    // Each batch size once: the memory arena and kernels are ready before the first real request.
-    for (const size of init.warmupSizes) await run(loaded, new Float32Array(size * spec.inputDim), size);
+    // Each batch size twice: the first run readies the memory arena and kernels before the first real request, the
+    // second is timed (the batch policy's prior and the thread split start from these).
+    const times: WarmupTiming[] = [];
+    for (const size of init.warmupSizes) {
+      const x = new Float32Array(size * spec.inputDim);
+      await run(loaded, x, size);
+      times.push({ size, ms: (await run(loaded, x, size)).runMs });
+    }
+    timings[spec.name] = times;
     sessions.set(spec.name, loaded);
     providers[spec.name] = provider;
   }
-  post({ type: 'ready', providers, warmupMs: performance.now() - t0 });
+  post({ type: 'ready', providers, warmupMs: performance.now() - t0, timings });
 }
 
 port.on('message', (msg: ToWorker | null) => {

@@ -20,6 +20,7 @@ export const METRIC_NAMES = Object.freeze({
   imagesCancelled: 'mlp_images_cancelled_total',
   modelReloads: 'mlp_model_reloads_total',
   workerRestarts: 'mlp_worker_restarts_total',
+  threads: 'mlp_threads',
 } as const);
 
 /** The same names as a list, for cross-checks (dashboards, tests). */
@@ -44,6 +45,7 @@ export interface Metrics {
   imagesCancelled: client.Counter<'model'>;
   modelReloads: client.Counter<'outcome'>;
   workerRestarts: client.Counter;
+  threads: client.Gauge<'role' | 'source'>;
 }
 
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
@@ -153,6 +155,12 @@ export function createMetrics(registry: Registry): Metrics {
     workerRestarts: new client.Counter({
       name: METRIC_NAMES.workerRestarts,
       help: 'Inference workers that died and were replaced.',
+      registers,
+    }),
+    threads: new client.Gauge({
+      name: METRIC_NAMES.threads,
+      help: 'The thread split: inference_workers, intra_op (onnxruntime threads per session), uv_threadpool (decoding); source measured at start-up or env.',
+      labelNames: ['role', 'source'],
       registers,
     }),
   };

@@ -12,7 +12,8 @@ import type { Metrics } from './metrics.js';
 import type { InferencePool, PoolLogger } from './worker-pool.js';
 import { relativeToRepo, scanRepository, type ModelVersionDir, type Repository, type SkippedModel } from './model-repo.js';
 import { openPool } from './model-pool.js';
-import { QueueDepths, attachBatchers, lease, makeGeneration, retire, stop, type Generation } from './generation.js';
+import { QueueDepths, attachBatchers, lease, makeGeneration, retire, showThreads, stop, type Generation } from './generation.js';
+import type { ThreadPlan } from './thread-plan.js';
 import type { Hold, LoadedModel, ManagerLog, ModelRegistry, ModelsState, ReadyModel, ReloadReport } from './model-types.js';
 
 export interface ManagerDeps {
@@ -52,6 +53,7 @@ export class ModelManager implements ModelRegistry {
         this.current = gen;
         this._skipped = [...this._skipped, ...skipped];
         for (const v of gen.versions) deps.metrics.modelInfo.set(infoLabels(v), 1);
+        if (gen.threads) showThreads(deps.metrics.threads, gen.threads, config.uvThreadpoolSize);
         this._state = 'ready';
       },
       (err: Error) => {
@@ -100,6 +102,9 @@ export class ModelManager implements ModelRegistry {
   }
   get skipped(): readonly SkippedModel[] {
     return this._skipped;
+  }
+  get threads(): ThreadPlan | undefined {
+    return this.current.threads;
   }
 
   whenReady(): Promise<void> {
@@ -165,7 +170,13 @@ export class ModelManager implements ModelRegistry {
 
   /** Loads and warms up a generation; returns it with its batchers, ready to take traffic. */
   private async startGeneration(id: number, dirs: ModelVersionDir[]): Promise<{ gen: Generation; skipped: SkippedModel[] }> {
-    const opened = await openPool(dirs, { config: this.config, log: this.poolLog, closing: () => this.closing });
+    const opened = await openPool(dirs, {
+      config: this.config,
+      log: this.poolLog,
+      closing: () => this.closing,
+      // The default model (DEFAULT_MODEL, if it loaded at all, is checked after the pool is up).
+      splitFor: (ds) => ds.find((d) => d.name === (this.config.defaultModel ?? ds[0].name)) ?? ds[0],
+    });
     let dflt: string;
     try {
       if (this.closing) throw new Error('the server is shutting down');
@@ -178,6 +189,7 @@ export class ModelManager implements ModelRegistry {
     }
     const gen = makeGeneration(id, opened.dirs, dflt);
     attachBatchers(gen, opened.pool, this.config, this.deps.metrics, this.depths);
+    gen.threads = opened.threads;
     return { gen, skipped: opened.skipped };
   }
 
@@ -213,6 +225,7 @@ export class ModelManager implements ModelRegistry {
     this._failure = undefined;
     for (const v of old.versions) if (v.provider) m.modelInfo.remove(infoLabels(v));
     for (const v of this.current.versions) m.modelInfo.set(infoLabels(v), 1);
+    if (this.current.threads) showThreads(m.threads, this.current.threads, this.config.uvThreadpoolSize);
     m.modelReloads.inc({ outcome: 'ok' });
     const after = this.current.versions.map((v) => v.key);
     // Fingerprints decide: a version whose files changed in place is reloaded too.

@@ -1,13 +1,16 @@
-// Opens the inference workers for a set of model versions. When that fails, each version is tried alone (one
-// worker, one warm-up run) to find the file at fault: MODEL_LOAD_POLICY=fail reports it, skip-bad leaves it out
-// and starts the rest.
+// Opens the inference workers for a set of model versions, as many as the thread split says (src/serve/
+// thread-plan.ts: pinned by the environment, or measured from the first worker's warm-up). When that fails, each
+// version is tried alone (one worker, one warm-up run) to find the file at fault: MODEL_LOAD_POLICY=fail reports
+// it, skip-bad leaves it out and starts the rest.
 
+import { availableParallelism } from 'node:os';
 import { inputDim } from '../model/card.js';
 import type { Config } from '../config.js';
 import { InferencePool, type PoolLogger } from './worker-pool.js';
 import { GpuUnavailableError } from './session.js';
 import type { WorkerInit } from './worker-protocol.js';
 import { relativeToRepo, type ModelVersionDir, type SkippedModel } from './model-repo.js';
+import { cheapestPerImage, measureDecodeMs, pinnedPlan, planThreads, type ThreadPlan } from './thread-plan.js';
 
 /** Batch sizes each model is warmed up at: powers of two up to the largest batch, and the largest itself. */
 export function warmupSizes(batchMaxSize: number): number[] {
@@ -34,6 +37,7 @@ export interface OpenedPool {
   dirs: ModelVersionDir[];
   /** The versions left out under skip-bad. */
   skipped: SkippedModel[];
+  threads: ThreadPlan;
 }
 
 export interface OpenPoolOptions {
@@ -41,9 +45,11 @@ export interface OpenPoolOptions {
   log: PoolLogger;
   /** True once the server is shutting down: a failure then is no model's fault. */
   closing: () => boolean;
+  /** The model whose costs decide a measured thread split (the default one). */
+  splitFor: (dirs: ModelVersionDir[]) => ModelVersionDir;
 }
 
-function workerInit(config: Readonly<Config>, dirs: ModelVersionDir[], sizes: number[]): WorkerInit {
+function workerInit(config: Readonly<Config>, dirs: ModelVersionDir[], sizes: number[], intraOpThreads: number): WorkerInit {
   return {
     models: dirs.map((d) => ({
       name: `${d.name}:${d.version}`,
@@ -54,24 +60,51 @@ function workerInit(config: Readonly<Config>, dirs: ModelVersionDir[], sizes: nu
     })),
     providers: [...config.executionProviders],
     requireGpu: config.requireGpu,
-    intraOpThreads: config.ortIntraOpThreads,
+    intraOpThreads,
     interOpThreads: config.ortInterOpThreads,
     warmupSizes: sizes,
   };
 }
 
+/**
+ * The workers for `dirs` with the thread split: pinned by INFERENCE_WORKERS / ORT_INTRA_OP_THREADS, or measured
+ * (one worker first; its warm-up timings of the default model and a decode timing decide whether more start).
+ */
+async function splitPool(dirs: ModelVersionDir[], o: OpenPoolOptions): Promise<{ pool: InferencePool; threads: ThreadPlan }> {
+  const { config, log } = o;
+  const cores = availableParallelism();
+  const env = pinnedPlan(cores, config.inferenceWorkers, config.ortIntraOpThreads);
+  const init = workerInit(config, dirs, warmupSizes(config.batchMaxSize), env.intraOpThreads);
+  if (config.inferenceWorkers !== undefined || config.ortIntraOpThreads !== undefined)
+    return { pool: await InferencePool.create({ workers: env.inferenceWorkers, log, init }), threads: env };
+  const pool = await InferencePool.create({ workers: 1, log, init });
+  try {
+    const d = o.splitFor(dirs);
+    const t = planThreads(cores, await measureDecodeMs(d.card.input), cheapestPerImage(pool.timings[`${d.name}:${d.version}`] ?? []));
+    log.info(
+      `thread split measured for ${d.name}: decode ${t.decodeMs!.toFixed(3)} ms, onnxruntime ${t.inferMs!.toFixed(3)} ms per image ` +
+        `(batch ${t.inferBatch}) → onnxruntime's share ${t.inferenceCores!.toFixed(2)} of ${cores} cores: ` +
+        `${t.inferenceWorkers} inference worker(s) × 1 thread; UV_THREADPOOL_SIZE=${config.uvThreadpoolSize} for decoding`,
+    );
+    await pool.grow(t.inferenceWorkers);
+    return { pool, threads: t };
+  } catch (err) {
+    await pool.close();
+    throw err;
+  }
+}
+
 /** Starts workers for `dirs`, loaded and warmed up; see the module comment for what a failure does. */
 export async function openPool(dirs: ModelVersionDir[], o: OpenPoolOptions): Promise<OpenedPool> {
   const { config, log } = o;
-  const full = (ds: ModelVersionDir[]) => InferencePool.create({ workers: config.inferenceWorkers, log, init: workerInit(config, ds, warmupSizes(config.batchMaxSize)) });
   try {
-    return { pool: await full(dirs), dirs, skipped: [] };
+    return { ...(await splitPool(dirs, o)), dirs, skipped: [] };
   } catch (err) {
     // No GPU when one is required is no model's fault; nor is anything once shutting down.
     if (o.closing() || err instanceof GpuUnavailableError) throw err;
     const bad: { dir: ModelVersionDir; error: ModelLoadError }[] = [];
     for (const d of dirs) {
-      const probe = await InferencePool.create({ workers: 1, log: { ...log, error: () => undefined }, init: workerInit(config, [d], [1]) }).catch((e: Error) => e);
+      const probe = await InferencePool.create({ workers: 1, log: { ...log, error: () => undefined }, init: workerInit(config, [d], [1], 1) }).catch((e: Error) => e);
       if (probe instanceof Error) bad.push({ dir: d, error: new ModelLoadError(d.onnxPath, probe.message) });
       else await probe.close();
     }
@@ -81,6 +114,6 @@ export async function openPool(dirs: ModelVersionDir[], o: OpenPoolOptions): Pro
     if (good.length === 0) throw new Error(`no model could be loaded: ${bad.map((b) => b.error.message).join('; ')}`);
     const left = bad.map((b) => ({ path: relativeToRepo(b.dir.onnxPath, config.modelsDir), reason: relativeToRepo(b.error.message, config.modelsDir) }));
     for (const s of left) log.warn(`MODEL_LOAD_POLICY=skip-bad: skipping ${s.path}: ${s.reason}`);
-    return { pool: await full(good), dirs: good, skipped: left };
+    return { ...(await splitPool(good, o)), dirs: good, skipped: left };
   }
 }

@@ -6,6 +6,7 @@ import type { ExecutionProvider } from '../config.js';
 import type { Batcher } from './batcher.js';
 import type { InferencePool } from './worker-pool.js';
 import type { SkippedModel } from './model-repo.js';
+import type { ThreadPlan } from './thread-plan.js';
 
 /** One served version of a model. */
 export interface LoadedModel {
@@ -75,6 +76,8 @@ export interface ModelRegistry {
   readonly retiring: number;
   /** Models skipped at the last load under MODEL_LOAD_POLICY=skip-bad. */
   readonly skipped: readonly SkippedModel[];
+  /** The current generation's thread split (undefined until its workers are up). */
+  readonly threads: ThreadPlan | undefined;
   /**
    * The named (or default) model at the pinned (or newest) version, ready to run; throws UNKNOWN_MODEL,
    * UNKNOWN_VERSION or NOT_READY as API errors. With `hold`, the version's generation is kept alive (its workers

@@ -77,7 +77,21 @@ export const ModelInfo = Type.Object({
   ),
 });
 
-export const ModelsResponse = Type.Object({ models: Type.Array(ModelInfo) });
+export const ThreadsInfo = Type.Object(
+  {
+    inferenceWorkers: Type.Integer(),
+    intraOpThreads: Type.Integer({ description: 'onnxruntime threads per session' }),
+    uvThreadpoolSize: Type.Integer({ description: 'libuv threads, where sharp decodes' }),
+    source: Type.Union([Type.Literal('measured'), Type.Literal('env')], { description: 'measured at start-up, or pinned by INFERENCE_WORKERS / ORT_INTRA_OP_THREADS' }),
+    decodeMs: Type.Optional(Type.Number({ description: 'measured: decode of an image at the default model\'s input size, CPU ms' })),
+    inferMs: Type.Optional(Type.Number({ description: 'measured: onnxruntime per image at its cheapest warm-up batch, ms' })),
+    inferBatch: Type.Optional(Type.Integer()),
+    inferenceCores: Type.Optional(Type.Number({ description: 'measured: onnxruntime\'s share of the cores, before rounding to workers' })),
+  },
+  { description: 'How the cores are split between decoding and inference (docs/performance.md).' },
+);
+
+export const ModelsResponse = Type.Object({ models: Type.Array(ModelInfo), threads: Type.Union([ThreadsInfo, Type.Null()]) });
 
 export const ReadyResponse = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('loading'), Type.Literal('draining'), Type.Literal('failed')]),

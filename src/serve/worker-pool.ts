@@ -8,7 +8,7 @@ import { dirname, extname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ExecutionProvider } from '../config.js';
-import type { FromWorker, RunRequest, WorkerInit } from './worker-protocol.js';
+import type { FromWorker, RunRequest, WarmupTiming, WorkerInit } from './worker-protocol.js';
 import { GpuUnavailableError } from './session.js';
 
 export interface BatchResult {
@@ -100,6 +100,7 @@ export class InferencePool extends EventEmitter {
   private closing = false;
   private freeTurn = 0;
   private _providers: Record<string, ExecutionProvider> = {};
+  private _timings: Record<string, WarmupTiming[]> = {};
   /** Workers that died and were replaced since start (exposed for /readyz and tests). */
   restarts = 0;
 
@@ -123,6 +124,23 @@ export class InferencePool extends EventEmitter {
   /** Provider per model name, as the workers reported it. */
   get providers(): Readonly<Record<string, ExecutionProvider>> {
     return this._providers;
+  }
+
+  /** Warm-up timings per model (`name:version`), from the first worker that reported them. */
+  get timings(): Readonly<Record<string, readonly WarmupTiming[]>> {
+    return this._timings;
+  }
+
+  /** Workers started (ready or not). */
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** Starts more workers, up to `workers` in all; resolves once they are warmed up. */
+  async grow(workers: number): Promise<void> {
+    if (this.closing) throw new WorkerCrashedError('the pool is closing');
+    const start = this.slots.length;
+    await Promise.all(Array.from({ length: Math.max(0, workers - start) }, (_, i) => this.spawn(start + i)));
   }
 
   /** Workers ready and idle right now. */
@@ -179,6 +197,7 @@ export class InferencePool extends EventEmitter {
             started = true;
             slot.ready = true;
             this._providers = { ...this._providers, ...msg.providers };
+            for (const [model, t] of Object.entries(msg.timings)) this._timings[model] ??= t;
             // The thread split is a tuning knob (docs/performance.md): say what this worker runs with.
             this.opts.log.info(
               `inference worker ${index} ready (warm-up ${msg.warmupMs.toFixed(0)} ms, onnxruntime intra-op threads ${this.opts.init.intraOpThreads})`,

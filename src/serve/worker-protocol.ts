@@ -19,8 +19,14 @@ export interface WorkerInit {
   requireGpu: boolean;
   intraOpThreads: number;
   interOpThreads: number;
-  /** Batch sizes run once per model before the worker reports ready. */
+  /** Batch sizes run (twice) per model before the worker reports ready. */
   warmupSizes: number[];
+}
+
+/** session.run time of one batch size at warm-up (the second run: the first allocates). */
+export interface WarmupTiming {
+  size: number;
+  ms: number;
 }
 
 /** Main → worker: run one batch. `input` is row-major [size, inputDim], its buffer transferred. */
@@ -39,7 +45,7 @@ export type InitErrorKind = 'gpu-unavailable' | 'other';
 
 export type FromWorker =
   | { type: 'log'; level: 'warn' | 'info'; message: string }
-  | { type: 'ready'; providers: Record<string, ExecutionProvider>; warmupMs: number }
+  | { type: 'ready'; providers: Record<string, ExecutionProvider>; warmupMs: number; timings: Record<string, WarmupTiming[]> }
   /** `kind` carries the error's class across the thread boundary (src/serve/worker-pool.ts rebuilds it). */
   | { type: 'init-error'; message: string; kind: InitErrorKind }
   | {

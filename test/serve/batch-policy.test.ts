@@ -8,7 +8,8 @@ import {
   adaptivePolicy,
   batchMs,
   fixedDelayPolicy,
-  usefulBatchSize,
+  fillTarget,
+  latencyBudgetMs,
   type BatchState,
 } from '../../src/serve/batch-policy.js';
 import { createRng } from '../../src/util/rng.js';
@@ -38,42 +39,47 @@ describe('adaptivePolicy', () => {
     expect(adaptivePolicy(state({ queued: 3, cost, arrivalsPerMs: 0 }))).toEqual({ kind: 'dispatch', size: 3 });
   });
 
-  it('moderate load: a full batch would take longer than the budget allows, so it sends at once (never sits idle)', () => {
-    // 1 image/ms: 31 more images take 31 ms, more than maxDelayMs (5 ms) allows.
-    expect(adaptivePolicy(state({ queued: 1, cost, arrivalsPerMs: 1, latencyTargetMs: 100 }))).toEqual({ kind: 'dispatch', size: 1 });
+  it('a cheap model never waits: its fixed cost is shorter than the time the queued images took to arrive', () => {
+    // fixed 2 ms; at 1 image/ms the 3 queued images took 3 ms to arrive, longer than the fixed cost: send.
+    expect(adaptivePolicy(state({ queued: 3, cost, arrivalsPerMs: 1, latencyTargetMs: 100 }))).toEqual({ kind: 'dispatch', size: 3 });
+    const cheap = { fixedMs: 0.1, perImageMs: 0.02 };
+    expect(adaptivePolicy(state({ queued: 1, cost: cheap, arrivalsPerMs: 5, latencyTargetMs: 100 }))).toEqual({ kind: 'dispatch', size: 1 });
   });
 
-  it('a burst fast enough to fill the batch within the budget: waits exactly the expected fill time', () => {
-    // 20 images/ms, 12 queued: 20 more in 1 ms; budget min(5 − 0.5, (20 − 0.5 − 2 − 0.6)/(1 + 20·0.05)) = 4.5 ms.
-    const d = adaptivePolicy(state({ queued: 12, oldestWaitMs: 0.5, cost, arrivalsPerMs: 20, latencyTargetMs: 20 }));
+  it('a costly batch under load: waits for the largest batch the latency budget allows', () => {
+    // fixed 2 ms, 0.05 ms/image, 2 images/ms, 1 queued: 2 > 1/2, so fuller is better. Budget 20 ms:
+    // n ≤ (20 − 0 − 2 + 0.5) / (0.5 + 0.05) = 33.6 → capped at maxSize 32: wait (32 − 1)/2 = 15.5 ms.
+    expect(adaptivePolicy(state({ queued: 1, cost, arrivalsPerMs: 2, latencyTargetMs: 20 }))).toEqual({ kind: 'wait', ms: 15.5 });
+    // A tighter target: n ≤ (10 − 2 + 0.5)/0.55 = 15.45 → 15 images, wait 7 ms.
+    expect(adaptivePolicy(state({ queued: 1, cost, arrivalsPerMs: 2, latencyTargetMs: 10 }))).toEqual({ kind: 'wait', ms: 7 });
+  });
+
+  it('closes the batch when the oldest image has used up its budget', () => {
+    // Budget 10 ms, oldest waited 8: n ≤ (10 − 8 − 2 + 0.5)/0.55 = 0.9 < queued.
+    expect(adaptivePolicy(state({ queued: 1, oldestWaitMs: 8, cost, arrivalsPerMs: 2, latencyTargetMs: 10 }))).toEqual({ kind: 'dispatch', size: 1 });
+  });
+
+  it('a model whose full batch outlasts the target gets twice the full batch as its budget, not batches of one', () => {
+    // B_12-Wi_1024-like: a batch costs 40 ms + 4.35 ms per image; 0.3 images/ms arrive; target 20 ms.
+    const big = { fixedMs: 40, perImageMs: 4.35 };
+    expect(latencyBudgetMs(big, 32, 20)).toBeCloseTo(2 * (40 + 4.35 * 32), 9);
+    expect(latencyBudgetMs(cost, 32, 20)).toBe(20);
+    // 2 queued (took 6.7 ms to arrive < 40 ms fixed): wait for 32, (32 − 2)/0.3 = 100 ms.
+    const d = adaptivePolicy(state({ queued: 2, cost: big, arrivalsPerMs: 0.3, latencyTargetMs: 20 }));
     expect(d.kind).toBe('wait');
-    expect((d as { ms: number }).ms).toBeCloseTo(1, 10);
+    expect((d as { ms: number }).ms).toBeCloseTo(100, 9);
+    // 16 queued (53 ms of arrivals > 40 ms fixed): sending now keeps the worker busier than waiting.
+    expect(adaptivePolicy(state({ queued: 16, cost: big, arrivalsPerMs: 0.3, latencyTargetMs: 20 }))).toEqual({ kind: 'dispatch', size: 16 });
   });
 
-  it('closes the batch when waiting for the fill would miss LATENCY_TARGET_MS', () => {
-    // Same burst, but the target leaves (4 − 1 − 2 − 0.6)/2 = 0.2 ms: less than the 1 ms fill.
-    expect(adaptivePolicy(state({ queued: 12, oldestWaitMs: 1, cost, arrivalsPerMs: 20, latencyTargetMs: 4 }))).toEqual({ kind: 'dispatch', size: 12 });
-    // The oldest has already used up its budget.
-    expect(adaptivePolicy(state({ queued: 12, oldestWaitMs: 30, cost, arrivalsPerMs: 20, latencyTargetMs: 20, maxDelayMs: 100 }))).toEqual({
-      kind: 'dispatch',
-      size: 12,
-    });
-  });
-
-  it('never waits past BATCH_MAX_DELAY_MS even with a generous target', () => {
-    // 2 images/ms, 20 queued: 12 more take 6 ms; the target would allow it, maxDelayMs (5, 1 already spent) does not.
-    expect(adaptivePolicy(state({ queued: 20, oldestWaitMs: 1, cost, arrivalsPerMs: 2, latencyTargetMs: 1000 }))).toEqual({ kind: 'dispatch', size: 20 });
-    expect(adaptivePolicy(state({ queued: 20, oldestWaitMs: 0, cost, arrivalsPerMs: 2, latencyTargetMs: 1000, maxDelayMs: 10 }))).toEqual({ kind: 'wait', ms: 6 });
-  });
-
-  it('does not wait when the batch is already big enough for the fixed cost not to matter', () => {
-    // Compute-bound: 0.1 ms fixed, 1 ms per image: useful size 1, batching saves nothing worth a wait.
-    const heavy = { fixedMs: 0.1, perImageMs: 1 };
-    expect(usefulBatchSize(heavy)).toBe(1);
-    expect(adaptivePolicy(state({ queued: 2, cost: heavy, arrivalsPerMs: 50, latencyTargetMs: 1000, maxDelayMs: 100 }))).toEqual({ kind: 'dispatch', size: 2 });
-    // Waits only up to the useful size (here 9·1/0.5 = 18), not to maxSize.
-    const d = adaptivePolicy(state({ queued: 10, cost: { fixedMs: 1, perImageMs: 0.5 }, arrivalsPerMs: 8, latencyTargetMs: 1000, maxDelayMs: 100 }));
-    expect(d).toEqual({ kind: 'wait', ms: 1 });
+  it('fillTarget is the size that keeps the worker busiest, checked against every size', () => {
+    const c = { fixedMs: 30, perImageMs: 2 };
+    for (const rate of [0.05, 0.3, 1, 4])
+      for (const queued of [1, 4, 12]) {
+        const n = fillTarget(c, queued, 64, rate, 0, 1e9);
+        const rateAt = (k: number) => k / ((k - queued) / rate + batchMs(c, k));
+        for (let k = queued; k <= 64; k++) expect(rateAt(n)).toBeGreaterThanOrEqual(rateAt(k) - 1e-12);
+      }
   });
 });
 
@@ -117,6 +123,19 @@ describe('BatchCostModel', () => {
     const c = steep.estimate()!;
     expect(c.fixedMs).toBe(0);
     expect(c.perImageMs).toBeCloseTo(1.1 / 2, 9);
+  });
+
+  it('with one size only and a prior (the warm-up\'s fit), keeps the prior\'s shape scaled to the recent times', () => {
+    const m = new BatchCostModel(0.98, { fixedMs: 10, perImageMs: 1 });
+    for (let i = 0; i < 5; i++) m.observe(30, 80); // the prior says 40 ms at 30: the machine is now 2× slower
+    const c = m.estimate()!;
+    expect(c.fixedMs).toBeCloseTo(20, 9);
+    expect(c.perImageMs).toBeCloseTo(2, 9);
+    // Seeded with the warm-up's timings at several sizes, the fit is the warm-up's line.
+    const seeded = new BatchCostModel();
+    seeded.seed([1, 2, 4, 8, 16, 32].map((size) => ({ size, ms: batchMs(cost, size) })));
+    expect(seeded.estimate()!.fixedMs).toBeCloseTo(2, 9);
+    expect(seeded.estimate()!.perImageMs).toBeCloseTo(0.05, 9);
   });
 
   it('BAD CALL - a decay outside (0, 1) is refused; nonsense samples are ignored', () => {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { availableParallelism } from 'node:os';
 import { CONFIG_ENV_VARS, CONFIG_SETTINGS, defaultIntraOpThreads, editDistance, loadConfig, misspelledVariables } from '../../src/config.js';
 import { expectConfigError } from './helpers.js';
+import { pinnedPlan } from '../../src/serve/thread-plan.js';
 
 describe('loadConfig', () => {
   it('has the documented defaults', () => {
@@ -23,9 +24,10 @@ describe('loadConfig', () => {
       requestTimeoutMs: 10_000,
       executionProviders: ['cuda', 'cpu'],
       requireGpu: false,
-      ortIntraOpThreads: Math.max(1, Math.floor(availableParallelism() / 2)),
+      // Unset: the thread split is measured at start-up (src/serve/thread-plan.ts).
+      ortIntraOpThreads: undefined,
       ortInterOpThreads: 1,
-      inferenceWorkers: 1,
+      inferenceWorkers: undefined,
       uvThreadpoolSize: 4,
       maxBodyBytes: 10 * 1024 * 1024,
       maxFiles: 64,
@@ -102,8 +104,10 @@ describe('loadConfig', () => {
     });
   });
 
-  it('gives onnxruntime half the cores, divided between the inference workers, at least 1', () => {
-    expect(loadConfig({ INFERENCE_WORKERS: '64' }).ortIntraOpThreads).toBe(1);
+  it('pinned by INFERENCE_WORKERS alone, onnxruntime gets half the cores divided between the workers, at least 1', () => {
+    const c = loadConfig({ INFERENCE_WORKERS: '64' });
+    expect(pinnedPlan(availableParallelism(), c.inferenceWorkers, c.ortIntraOpThreads)).toEqual({ inferenceWorkers: 64, intraOpThreads: 1, source: 'env' });
+    expect(pinnedPlan(16, undefined, 3)).toEqual({ inferenceWorkers: 1, intraOpThreads: 3, source: 'env' });
     expect([1, 2, 4, 8, 16].map((cores) => defaultIntraOpThreads(cores, 1))).toEqual([1, 1, 2, 4, 8]);
     expect(defaultIntraOpThreads(16, 2)).toBe(4);
   });

@@ -1,10 +1,12 @@
 // GET /models: what is served, with each model's labels, input geometry, embedding size and provider (of its newest
-// version, the one answering by default), and every served version.
+// version, the one answering by default), every served version, and the thread split.
 
 import type { FastifyInstance } from 'fastify';
+import type { Config } from '../../config.js';
 import { ModelsResponse } from '../schemas.js';
 
-export default async function modelsRoute(app: FastifyInstance): Promise<void> {
+export default async function modelsRoute(app: FastifyInstance, opts: { config: Readonly<Config> }): Promise<void> {
+  const { config } = opts;
   app.get(
     '/models',
     { schema: { summary: 'List the served models', tags: ['models'], response: { 200: ModelsResponse } } },
@@ -28,6 +30,7 @@ export default async function modelsRoute(app: FastifyInstance): Promise<void> {
           provider: v.provider ?? null,
         })),
       })),
+      threads: app.models.threads ? { ...app.models.threads, uvThreadpoolSize: config.uvThreadpoolSize } : null,
     }),
   );
 }
