@@ -63,6 +63,8 @@ export interface CaseResult {
   infer: { batch: number; cost: PerImage; byBatch: Record<number, PerImage> };
   bound: number;
   efficiency: number;
+  /** The bound's CPU per image over the server's: the efficiency if the server had the cores to itself. */
+  cpuEfficiency: number;
   gain: number;
 }
 
@@ -148,6 +150,7 @@ export async function runCase(c: BenchCase, s: CaseSettings): Promise<CaseResult
       infer: { ...best, byBatch: Object.fromEntries(byBatch) },
       bound,
       efficiency: batched.imagesPerSecond / bound,
+      cpuEfficiency: (decode.cpuMs + best.cost.cpuMs) / ((batched.serverCores * 1000) / batched.imagesPerSecond),
       gain: batched.imagesPerSecond / single.imagesPerSecond,
     };
   } finally {

@@ -34,7 +34,7 @@ const failures = (f: Record<string, number>) => Object.entries(f).map(([k, v]) =
 export function casesTable(results: readonly CaseResult[], cores: number): string {
   return table(
     `served (hey) vs strict bound = (${cores} cores − hey's cores) ÷ (t_decode + t_infer), one thread each, t_infer at the best batch`,
-    ['case', 'served img/s', 'hey cores', 't_decode ms', 't_infer ms @batch', 'bound img/s', 'efficiency', 'batch=1 img/s', 'gain', 'p50 ms', 'p99 ms', 'failed'],
+    ['case', 'served img/s', 'hey cores', 't_decode ms', 't_infer ms @batch', 'bound img/s', 'efficiency', 'cpu efficiency', 'batch=1 img/s', 'gain', 'p50 ms', 'p99 ms', 'failed'],
     results.map((r) => [
       r.name,
       f0(r.batched.imagesPerSecond),
@@ -43,6 +43,7 @@ export function casesTable(results: readonly CaseResult[], cores: number): strin
       `${f2(r.infer.cost.cpuMs)} @${r.infer.batch}`,
       f0(r.bound),
       f2(r.efficiency),
+      f2(r.cpuEfficiency),
       f0(r.single.imagesPerSecond),
       f2(r.gain),
       f1(r.batched.hey.p50Ms),

@@ -46,7 +46,7 @@ describe('a real server', () => {
   let models: TempModels;
   beforeAll(async () => {
     models = await makeModels([{ arch: 'B_2-Wi_64', name: 'm', size: 16, channels: 1 }]);
-  });
+  }, 60_000);
   afterAll(async () => {
     await models?.cleanup();
   });
@@ -69,7 +69,7 @@ describe('a real server', () => {
     } finally {
       await srv.close();
     }
-  });
+  }, 60_000);
 
   it('INFERENCE_WORKERS pins the split: no measurement, that many workers', async () => {
     const srv = await startApp({ MODELS_DIR: models.dir, ORT_INTRA_OP_THREADS: '', INFERENCE_WORKERS: '2' });
@@ -81,5 +81,5 @@ describe('a real server', () => {
     } finally {
       await srv.close();
     }
-  });
+  }, 60_000);
 });
