@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { PROTO_PATH } from '../../src/serve/grpc/server.js';
-import { makeModels, metricsText, sample, startApp, type Running, type TempModels } from './helpers.js';
+import { expectClose, makeModels, metricsText, type Running, sample, startApp, type TempModels } from './helpers.js';
 import { v2Json } from './hostile.js';
 
 const D = 16; // 1×4×4
@@ -33,11 +33,6 @@ afterAll(async () => {
   await srv?.close();
   await models?.cleanup();
 });
-
-function close(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5): void {
-  expect(a.length).toBe(b.length);
-  for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(tol);
-}
 
 describe('every RPC from python grpcio', () => {
   let r: any;
@@ -64,15 +59,15 @@ describe('every RPC from python grpcio', () => {
     expect([t.model_name, t.model_version, t.id, t.raw]).toEqual(['tiny4', '1', 'py-1', 0]);
     expect(Object.keys(t.outputs)).toEqual(['logits', 'embedding']);
     expect(t.outputs.logits.shape).toEqual([3, 3]);
-    close(t.outputs.logits.data, http.outputs[0].data);
-    close(t.outputs.embedding.data, http.outputs[1].data);
+    expectClose(t.outputs.logits.data, http.outputs[0].data);
+    expectClose(t.outputs.embedding.data, http.outputs[1].data);
   });
 
   it('ModelInfer with raw_input_contents and one requested output: raw_output_contents, equal to HTTP v2', () => {
     const t = r.infer_raw_embedding;
     expect([t.id, t.raw, t.order]).toEqual(['', 1, ['embedding']]);
     expect(t.outputs.embedding.shape).toEqual([3, 8]);
-    close(t.outputs.embedding.data, http.outputs[1].data);
+    expectClose(t.outputs.embedding.data, http.outputs[1].data);
   });
 
   it('EXPECTED FAILURE - unknown model NOT_FOUND, no or wrong key UNAUTHENTICATED (liveness stays open)', () => {

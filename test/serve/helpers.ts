@@ -217,6 +217,12 @@ export function assertNoLeak(body: unknown): void {
   for (const re of leaks) if (re.test(text)) throw new Error(`response leaks ${re}: ${text}`);
 }
 
+/** Element-wise |a − b| < tol, with equal lengths (outputs of two paths through the same model). */
+export function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5): void {
+  expect(a.length).toBe(b.length);
+  for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(tol);
+}
+
 export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout | undefined;
   try {

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import ort from 'onnxruntime-node';
-import { makeModels, startApp, type Running, type TempModels } from './helpers.js';
+import { expectClose, makeModels, type Running, startApp, type TempModels } from './helpers.js';
 
 const D = 16; // 1×4×4
 const MAX_BODY = 64 * 1024;
@@ -44,11 +44,6 @@ afterAll(async () => {
   await models?.cleanup();
 });
 
-function close(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5): void {
-  expect(a.length).toBe(b.length);
-  for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(tol);
-}
-
 const logitsOf = (c: Case) => c.binary?.logits ?? c.json.outputs.find((o: any) => o.name === 'logits').data;
 
 describe('KServe SDK and Triton client shapes, from python http.client', () => {
@@ -69,8 +64,8 @@ describe('KServe SDK and Triton client shapes, from python http.client', () => {
   it('JSON with no Content-Type → 200, the id echoed, logits equal to onnxruntime', () => {
     const c = cases.json_no_content_type;
     expect([c.status, c.content_type, c.json.id]).toEqual([200, 'application/json', 'triton-1']);
-    close(logitsOf(c), ref.logits);
-    close(c.json.outputs[1].data, ref.embedding, 1e-4);
+    expectClose(logitsOf(c), ref.logits);
+    expectClose(c.json.outputs[1].data, ref.embedding, 1e-4);
   });
 
   it('the binary extension with no Content-Type, and binary_data_size as a numeric string → binary logits', () => {
@@ -78,7 +73,7 @@ describe('KServe SDK and Triton client shapes, from python http.client', () => {
       const c = cases[name];
       expect({ name, status: c.status, type: c.content_type }).toEqual({ name, status: 200, type: 'application/octet-stream' });
       expect(c.json.outputs).toEqual([{ name: 'logits', datatype: 'FP32', shape: [2, 3], parameters: { binary_data_size: 24 } }]);
-      close(logitsOf(c), ref.logits);
+      expectClose(logitsOf(c), ref.logits);
     }
   });
 
@@ -86,12 +81,12 @@ describe('KServe SDK and Triton client shapes, from python http.client', () => {
     const c = cases.raw_binary;
     expect(c.status).toBe(200);
     expect(c.json.outputs.map((o: any) => [o.name, o.shape])).toEqual([['logits', [2, 3]], ['embedding', [2, 8]]]);
-    close(logitsOf(c), ref.logits);
+    expectClose(logitsOf(c), ref.logits);
   });
 
   it('a deflate body (zlib, as tritonclient compresses) → 200', () => {
     expect(cases.deflate_json.status).toBe(200);
-    close(logitsOf(cases.deflate_json), ref.logits);
+    expectClose(logitsOf(cases.deflate_json), ref.logits);
   });
 
   it('EXPECTED FAILURE - binary_data_size that is no number, corrupt gzip, unknown encoding, zip bomb: precise 4xx', () => {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import { assertNoLeak, encodePattern, makeModels, metricsText, postImage, sample, startApp, type Running, type TempModels } from './helpers.js';
+import { assertNoLeak, encodePattern, expectClose, makeModels, metricsText, postImage, type Running, sample, startApp, type TempModels } from './helpers.js';
 import { fp32, v2Binary, v2Get, v2Json, type V2Answer } from './hostile.js';
 
 const FIXTURES = new URL('../fixtures/v2/', import.meta.url);
@@ -38,11 +38,6 @@ afterAll(async () => {
 async function direct(rows: number[][]): Promise<{ logits: Float32Array; embedding: Float32Array }> {
   const out = await session.run({ input: new ort.Tensor('float32', Float32Array.from(rows.flat()), [rows.length, D]) });
   return { logits: out.logits.data as Float32Array, embedding: out.embedding.data as Float32Array };
-}
-
-function close(a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5): void {
-  expect(a.length).toBe(b.length);
-  for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(tol);
 }
 
 function expectV2Error(res: V2Answer, status: number, message?: RegExp): void {
@@ -110,7 +105,7 @@ describe('inference with JSON tensors', () => {
     expect(res.headers.get('content-type')).toBe('application/json');
     const expected = fixture('infer-response.json');
     expect({ ...res.json, outputs: res.json.outputs.map((o: any) => ({ ...o, data: expected.outputs[0].data })) }).toEqual(expected);
-    close(res.json.outputs[0].data, (await direct(rowsOf(req))).logits);
+    expectClose(res.json.outputs[0].data, (await direct(rowsOf(req))).logits);
   });
 
   it('every output by default, in order; `outputs` selects; nested data equals flat data', async () => {
@@ -124,11 +119,11 @@ describe('inference with JSON tensors', () => {
       ['logits', 'FP32', [2, CLASSES]],
       ['embedding', 'FP32', [2, WIDTH]],
     ]);
-    close(all.json.outputs[0].data, ref.logits);
-    close(all.json.outputs[1].data, ref.embedding, 1e-4);
+    expectClose(all.json.outputs[0].data, ref.logits);
+    expectClose(all.json.outputs[1].data, ref.embedding, 1e-4);
     const emb = await v2Json(srv.base, '/v2/models/tiny4/infer', { ...req, outputs: [{ name: 'embedding' }] });
     expect(emb.json.outputs.map((o: any) => o.name)).toEqual(['embedding']);
-    close(emb.json.outputs[0].data, ref.embedding, 1e-4);
+    expectClose(emb.json.outputs[0].data, ref.embedding, 1e-4);
   });
 
   it('a pinned version answers with its model_version', async () => {
@@ -150,7 +145,7 @@ describe('the binary tensor data extension', () => {
     expect(res.json).toEqual(fixture('binary-response-header.json'));
     expect(res.binary.length).toBe(24);
     expect(Number(res.headers.get('content-length'))).toBe(Number(res.headers.get('inference-header-content-length')) + 24);
-    close(fp32(res.binary), (await direct(rows)).logits);
+    expectClose(fp32(res.binary), (await direct(rows)).logits);
   });
 
   it('binary_data_output for all outputs, and a per-output binary_data=false overriding it', async () => {
@@ -160,17 +155,17 @@ describe('the binary tensor data extension', () => {
       ['logits', { binary_data_size: 2 * CLASSES * 4 }],
       ['embedding', { binary_data_size: 2 * WIDTH * 4 }],
     ]);
-    close(fp32(all.binary.subarray(0, 24)), ref.logits);
-    close(fp32(all.binary.subarray(24)), ref.embedding, 1e-4);
+    expectClose(fp32(all.binary.subarray(0, 24)), ref.logits);
+    expectClose(fp32(all.binary.subarray(24)), ref.embedding, 1e-4);
     const mixed = await v2Json(srv.base, '/v2/models/tiny4/infer', {
       ...req,
       parameters: { binary_data_output: true },
       outputs: [{ name: 'embedding', parameters: { binary_data: false } }, { name: 'logits' }],
     });
     expect(mixed.json.outputs[0]).toMatchObject({ name: 'embedding', shape: [2, WIDTH] });
-    close(mixed.json.outputs[0].data, ref.embedding, 1e-4);
+    expectClose(mixed.json.outputs[0].data, ref.embedding, 1e-4);
     expect(mixed.json.outputs[1]).toEqual({ name: 'logits', datatype: 'FP32', shape: [2, CLASSES], parameters: { binary_data_size: 24 } });
-    close(fp32(mixed.binary), ref.logits);
+    expectClose(fp32(mixed.binary), ref.logits);
   });
 });
 
