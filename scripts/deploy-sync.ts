@@ -10,8 +10,11 @@ import YAML from 'yaml';
 
 export const RULES_FILE = 'deploy/prometheus/mlp-serve.rules.yml';
 export const DASHBOARD_FILE = 'deploy/grafana/mlp-serve.json';
-export const PROMETHEUS_RULE_MANIFEST = 'k8s/base/prometheusrule.yaml';
-export const DASHBOARD_MANIFEST = 'k8s/base/grafana-dashboard.yaml';
+export const PROMETHEUS_RULE_MANIFEST = 'k8s/components/monitoring/prometheusrule.yaml';
+export const DASHBOARD_MANIFEST = 'k8s/components/monitoring/grafana-dashboard.yaml';
+
+export const RUNBOOK_URL_ANNOTATION = 'mlp-serve.io/runbook-url';
+export const RUNBOOK_URL_PLACEHOLDER = 'https://github.com/your-org/mlp-serve/blob/main/docs/deploy.md';
 
 const HEADER = (source: string): string =>
   `# Generated from ${source} by \`npm run deploy:sync\`; edit the source, not this file.\n`;
@@ -26,6 +29,8 @@ export function renderPrometheusRule(rulesYaml: string): string {
       name: 'mlp-serve',
       // kube-prometheus-stack's default ruleSelector; match your Prometheus's.
       labels: { 'app.kubernetes.io/name': 'mlp-serve', release: 'kube-prometheus-stack' },
+      // The published docs/deploy.md; the overlays' replacements put it before each runbook_url's #anchor.
+      annotations: { [RUNBOOK_URL_ANNOTATION]: RUNBOOK_URL_PLACEHOLDER },
     },
     spec: { groups: rules.groups },
   };

@@ -231,6 +231,9 @@ describe('Node version', () => {
       for (const probe of probes)
         if (satisfies(probe, pkg.engines.node)) expect(satisfies(probe, range), `${name} (${range}) on Node ${probe}`).toBe(true);
     }
+    // CI's second run is on the images' Node line.
+    const ciNode = /^NODE_LTS=(\d+)\.\d+\.\d+$/m.exec(read('.ci/run'))![1];
+    expect(ciNode).toBe(major);
     expect(satisfies('20.20.0', pkg.engines.node)).toBe(false);
     expect(satisfies('23.5.0', pkg.engines.node)).toBe(false);
   });

@@ -1,41 +1,29 @@
-// The Kubernetes manifests (k8s/), checked without a cluster: every kustomization renders, every object passes its
-// schema and has no unknown field, and the cross-references that no schema sees hold (probes, ports, selectors,
-// HPA target and custom metric, env vars the service reads, drain timing, GPU settings, monitoring copies in sync).
+// The Kubernetes manifests (k8s/), checked without a cluster: every kustomization renders, exactly as `kubectl
+// kustomize` renders it (kubectl is required: .ci/install-kubectl puts one on a fresh machine), every object passes
+// its schema and has no unknown field, and the cross-references that no schema sees hold (probes, ports, selectors,
+// HPA target and custom metric, env vars the service reads, drain timing, GPU settings, auth, network policy,
+// Ingress, the laptop overlay's size). The monitoring objects are checked in monitoring-manifests.test.ts.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { CONFIG_ENV_VARS, loadConfig } from '../../src/config.js';
 import { METRIC_NAME_LIST } from '../../src/serve/metrics.js';
-import {
-  DASHBOARD_FILE,
-  DASHBOARD_MANIFEST,
-  PROMETHEUS_RULE_MANIFEST,
-  RULES_FILE,
-  renderDashboardConfigMap,
-  renderPrometheusRule,
-} from '../../scripts/deploy-sync.js';
 import { unknownFields, validateAgainstSchema } from './lib/k8s-schema.js';
 import { type K8sObject, podContainers, readManifests, renderKustomization } from './lib/kustomize.js';
+import { adapterRules, K8S, type Manifest, one, OVERLAYS, PRODUCTION_OVERLAYS, rendered, ROOT, selects } from './lib/overlays.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const K8S = join(ROOT, 'k8s');
-const OVERLAYS = ['cpu', 'gpu'] as const;
-const KUSTOMIZATIONS = ['base', 'overlays/cpu', 'overlays/gpu', 'prometheus-adapter'];
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
 
-const rendered = Object.fromEntries(OVERLAYS.map((o) => [o, renderKustomization(join(K8S, 'overlays', o))])) as Record<
-  (typeof OVERLAYS)[number],
-  K8sObject[]
->;
-
-function one(objects: K8sObject[], kind: string, name?: string): K8sObject & { spec: any; data?: any } {
-  const found = objects.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
-  expect(found, `exactly one ${kind}${name ? `/${name}` : ''}`).toHaveLength(1);
-  return found[0] as K8sObject & { spec: any };
-}
+/** Every kustomization and component directory under k8s/. */
+const KUSTOMIZATIONS = readdirSync(K8S, { recursive: true, encoding: 'utf8' })
+  .filter((f) => f.endsWith('kustomization.yaml'))
+  .map((f) => f.slice(0, -'/kustomization.yaml'.length))
+  .sort();
+/** The ones kubectl can build on their own (components only inside a kustomization). */
+const BUILDABLE = KUSTOMIZATIONS.filter((k) => !k.startsWith('components/'));
 
 function yamlFilesUnder(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true, recursive: true })
@@ -43,36 +31,47 @@ function yamlFilesUnder(dir: string): string[] {
     .map((e) => join(e.parentPath, e.name));
 }
 
-/** Does a label selector's matchLabels select these labels? */
-function selects(matchLabels: Record<string, string>, labels: Record<string, string> | undefined): boolean {
-  return Object.entries(matchLabels).every(([k, v]) => labels?.[k] === v);
-}
-
 function cpuCores(q: string): number {
   return q.endsWith('m') ? Number(q.slice(0, -1)) / 1000 : Number(q);
 }
 
-const hasKubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
+const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
 
 describe('k8s manifests', () => {
-  it('every YAML file under k8s/ parses and is used by a kustomization', () => {
+  it('every YAML file under k8s/ parses and is used by a kustomization or component', () => {
+    expect(KUSTOMIZATIONS).toEqual(expect.arrayContaining(['base', 'overlays/minimal', 'overlays/cpu', 'overlays/gpu', 'components/monitoring', 'examples/own-models']));
     const used = new Set<string>();
     for (const k of KUSTOMIZATIONS) {
-      const doc = YAML.parse(readFileSync(join(K8S, k, 'kustomization.yaml'), 'utf8')) as { resources: string[] };
+      const doc = YAML.parse(readFileSync(join(K8S, k, 'kustomization.yaml'), 'utf8')) as { resources?: string[] };
       used.add(join(K8S, k, 'kustomization.yaml'));
-      for (const r of doc.resources) used.add(join(K8S, k, r));
+      for (const r of doc.resources ?? []) used.add(join(K8S, k, r));
     }
     for (const file of yamlFilesUnder(K8S)) {
       expect(() => readManifests(file), relative(ROOT, file)).not.toThrow();
       expect(used.has(file), `${relative(ROOT, file)} is referenced by a kustomization`).toBe(true);
     }
-    expect(() => renderKustomization(join(K8S, 'prometheus-adapter'))).not.toThrow();
+  });
+
+  it('kubectl is installed (a missing kubectl fails here instead of skipping the comparison below)', () => {
+    expect(kubectl.status, `kubectl version --client: ${kubectl.error?.message ?? kubectl.stderr}; run .ci/install-kubectl`).toBe(0);
+    expect(kubectl.stdout).toMatch(/Kustomize Version: v5\./);
+  });
+
+  it('renders exactly like kubectl kustomize', () => {
+    const key = (o: K8sObject) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+    const byKey = (list: K8sObject[]) => Object.fromEntries(list.map((o) => [key(o), o]));
+    expect(BUILDABLE.length).toBeGreaterThanOrEqual(6);
+    for (const dir of BUILDABLE) {
+      const out = execFileSync('kubectl', ['kustomize', join(K8S, dir)], { encoding: 'utf8' });
+      const theirs = YAML.parseAllDocuments(out).map((d) => d.toJS() as K8sObject);
+      expect(byKey(renderKustomization(join(K8S, dir))), dir).toEqual(byKey(theirs));
+    }
   });
 
   it('every rendered object passes its Kubernetes or CRD schema (kubernetes-models)', async () => {
-    const all = [...rendered.cpu, ...rendered.gpu, ...renderKustomization(join(K8S, 'prometheus-adapter'))];
-    expect(all.map((o) => o.kind).sort()).toEqual(expect.arrayContaining(['Deployment', 'Service', 'ConfigMap',
-      'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'ServiceMonitor', 'PrometheusRule', 'Namespace']));
+    const all = BUILDABLE.flatMap((k) => renderKustomization(join(K8S, k)));
+    expect(all.map((o) => o.kind).sort()).toEqual(expect.arrayContaining(['Deployment', 'Service', 'ConfigMap', 'HorizontalPodAutoscaler',
+      'PodDisruptionBudget', 'ServiceMonitor', 'PrometheusRule', 'Namespace', 'NetworkPolicy', 'Ingress']));
     for (const o of all) await validateAgainstSchema(o);
   });
 
@@ -87,7 +86,7 @@ describe('k8s manifests', () => {
 
   it('built-in objects have no field their kind does not define', () => {
     let checked = 0;
-    for (const o of [...rendered.cpu, ...rendered.gpu]) {
+    for (const o of BUILDABLE.flatMap((k) => renderKustomization(join(K8S, k)))) {
       const unknown = unknownFields(o);
       if (unknown === undefined) {
         expect(o.apiVersion, `${o.kind} without a field map must be a CRD`).toMatch(/^monitoring\.coreos\.com\//);
@@ -96,26 +95,32 @@ describe('k8s manifests', () => {
       checked++;
       expect(unknown, `${o.kind}/${o.metadata.name}`).toEqual([]);
     }
-    expect(checked).toBeGreaterThanOrEqual(12);
+    expect(checked).toBeGreaterThanOrEqual(20);
     const typo = structuredClone(one(rendered.cpu, 'Deployment'));
     typo.spec.template.spec.containers[0].readinessprobe = {};
     expect(unknownFields(typo)).toEqual(['spec.template.spec.containers[0].readinessprobe']);
   });
 
-  it.skipIf(!hasKubectl)('renders exactly like kubectl kustomize (where kubectl is installed)', () => {
-    const key = (o: K8sObject) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
-    for (const dir of ['overlays/cpu', 'overlays/gpu', 'prometheus-adapter']) {
-      const out = execFileSync('kubectl', ['kustomize', join(K8S, dir)], { encoding: 'utf8' });
-      const theirs = YAML.parseAllDocuments(out).map((d) => d.toJS() as K8sObject);
-      const ours = renderKustomization(join(K8S, dir));
-      const byKey = (list: K8sObject[]) => Object.fromEntries(list.map((o) => [key(o), o]));
-      expect(byKey(ours), dir).toEqual(byKey(theirs));
-    }
+  it('the minimal overlay needs no CRD and fits a 2-CPU laptop cluster, even mid-rollout at its maximum', () => {
+    const objs = rendered.minimal;
+    expect(objs.filter((o) => !/^(v1|apps\/v1|autoscaling\/v2|policy\/v1|networking\.k8s\.io\/v1)$/.test(o.apiVersion))).toEqual([]);
+    const deploy = one(objs, 'Deployment');
+    const hpa = one(objs, 'HorizontalPodAutoscaler');
+    expect(deploy.spec.replicas).toBe(1);
+    expect(hpa.spec.minReplicas).toBe(1);
+    expect(hpa.spec.metrics.map((m: { type: string }) => m.type)).toEqual(['Resource']);
+    const pods = Math.max(hpa.spec.maxReplicas, deploy.spec.replicas) + deploy.spec.strategy.rollingUpdate.maxSurge;
+    const request = podContainers(deploy).reduce((s, c: any) => s + cpuCores(c.resources.requests.cpu), 0);
+    expect(pods * request).toBeLessThanOrEqual(2);
+    // Open on a laptop: no API keys, no Ingress.
+    expect(podContainers(deploy)[0]!.env).toBeUndefined();
+    expect(objs.find((o) => o.kind === 'Ingress')).toBeUndefined();
   });
 
   for (const overlay of OVERLAYS) {
     describe(`overlay ${overlay}`, () => {
       const objs = rendered[overlay];
+      const production = PRODUCTION_OVERLAYS.includes(overlay);
       const deploy = one(objs, 'Deployment', 'mlp-serve');
       const pod = deploy.spec.template;
       const container = podContainers(deploy).find((c) => c.name === 'mlp-serve') as any;
@@ -138,6 +143,23 @@ describe('k8s manifests', () => {
         expect(container.envFrom).toEqual([{ configMapRef: { name: configMap.metadata.name } }]);
       });
 
+      it(production ? 'takes API_KEYS from a Secret that is not in git (auth on)' : 'runs without API keys', () => {
+        expect(objs.filter((o) => o.kind === 'Secret')).toEqual([]);
+        const env = (container.env ?? []) as { name: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } }[];
+        if (!production) return expect(env).toEqual([]);
+        const apiKeys = env.find((e) => e.name === 'API_KEYS')!.valueFrom!.secretKeyRef!;
+        // Not optional: without the Secret the pod does not start, rather than serving without auth.
+        expect(apiKeys).toEqual({ name: 'mlp-serve-api-keys', key: 'API_KEYS' });
+        expect(env.find((e) => e.name === 'ADMIN_API_KEYS')!.valueFrom!.secretKeyRef).toEqual({ name: 'mlp-serve-api-keys', key: 'ADMIN_API_KEYS', optional: true });
+      });
+
+      it('runs an immutable image tag: the package version, never latest', () => {
+        const suffix = overlay === 'gpu' ? '-gpu' : '';
+        expect(container.image).toMatch(new RegExp(`:${pkg.version.replace(/\./g, '\\.')}${suffix}$`));
+        expect(container.image).not.toMatch(/:latest/);
+        expect(container.imagePullPolicy).toBe('IfNotPresent');
+      });
+
       it('probes /readyz (startup, readiness) and /healthz (liveness) on the container port', () => {
         expect(container.startupProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
         expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
@@ -155,40 +177,71 @@ describe('k8s manifests', () => {
         expect(target?.containerPort).toBe(port.containerPort);
       });
 
-      it('the ServiceMonitor selects the Service and scrapes /metrics on its port', () => {
-        const sm = one(objs, 'ServiceMonitor');
-        expect(selects(sm.spec.selector.matchLabels, service.metadata.labels)).toBe(true);
-        expect(sm.metadata.namespace).toBe(service.metadata.namespace);
-        for (const ep of sm.spec.endpoints) {
-          expect(service.spec.ports.map((p: any) => p.name)).toContain(ep.port);
-          expect(ep.path).toBe('/metrics');
-        }
-        // The alert on GPU pods keys on this pod label, copied onto the metrics.
-        expect(sm.spec.podTargetLabels).toContain('accelerator');
-        expect(pod.metadata.labels.accelerator).toBe(overlay);
+      it('the NetworkPolicy covers the pods and admits this namespace (and the ingress and Prometheus namespaces)', () => {
+        const np = one(objs, 'NetworkPolicy');
+        expect(selects(np.spec.podSelector.matchLabels, pod.metadata.labels)).toBe(true);
+        expect(np.spec.policyTypes).toEqual(['Ingress']);
+        const from = np.spec.ingress.flatMap((r: { from: unknown[] }) => r.from);
+        expect(from).toContainEqual({ podSelector: {} });
+        const namespaces = from.map((f: any) => f.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name']).filter(Boolean);
+        expect(namespaces.sort()).toEqual(production ? ['ingress-nginx', 'monitoring'] : []);
       });
 
-      it('the HPA scales the Deployment on CPU and on the adapter-served in-flight metric', () => {
+      if (production) {
+        it('the ServiceMonitor selects the Service and scrapes /metrics on its port', () => {
+          const sm = one(objs, 'ServiceMonitor');
+          expect(selects(sm.spec.selector.matchLabels, service.metadata.labels)).toBe(true);
+          expect(sm.metadata.namespace).toBe(service.metadata.namespace);
+          for (const ep of sm.spec.endpoints) {
+            expect(service.spec.ports.map((p: any) => p.name)).toContain(ep.port);
+            expect(ep.path).toBe('/metrics');
+          }
+          // The alert on GPU pods keys on this pod label, copied onto the metrics.
+          expect(sm.spec.podTargetLabels).toContain('accelerator');
+          expect(pod.metadata.labels.accelerator).toBe(overlay);
+        });
+
+        it('the Ingress serves the Service over TLS and lets uploads up to MAX_BODY_BYTES through', () => {
+          const ing = one(objs, 'Ingress');
+          const hosts = ing.spec.rules.map((r: { host: string }) => r.host);
+          expect(ing.spec.tls).toEqual([{ hosts, secretName: 'mlp-serve-tls' }]);
+          const backend = ing.spec.rules[0].http.paths[0].backend.service;
+          expect(backend).toEqual({ name: service.metadata.name, port: { name: 'http' } });
+          expect(service.spec.ports.map((p: any) => p.name)).toContain(backend.port.name);
+          const size = /^(\d+)m$/.exec(ing.metadata.annotations?.['nginx.ingress.kubernetes.io/proxy-body-size'] as string)!;
+          expect(Number(size[1]) * 2 ** 20).toBeGreaterThanOrEqual(loadConfig(configMap.data).maxBodyBytes);
+          expect(ing.metadata.annotations?.['cert-manager.io/cluster-issuer']).toBeTruthy();
+        });
+      } else {
+        it('has no Prometheus Operator object', () => {
+          expect(objs.filter((o) => o.apiVersion.startsWith('monitoring.coreos.com/'))).toEqual([]);
+        });
+      }
+
+      it('the HPA scales the Deployment on CPU, and on the adapter-served in-flight metric where monitoring is on', () => {
         const hpa = one(objs, 'HorizontalPodAutoscaler');
         expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: deploy.metadata.name });
         const cpu = hpa.spec.metrics.find((m: any) => m.type === 'Resource');
         expect(cpu.resource.name).toBe('cpu');
         expect(container.resources.requests.cpu).toBeDefined(); // Utilization is relative to the request
+        expect(hpa.spec.minReplicas).toBeLessThanOrEqual(hpa.spec.maxReplicas);
         const pods = hpa.spec.metrics.find((m: any) => m.type === 'Pods');
-        const adapter = adapterRules();
-        const rule = adapter.find((r) => r.name.as === pods.pods.metric.name);
+        if (!production) return expect(pods).toBeUndefined();
+        const rule = adapterRules().find((r) => r.name.as === pods.pods.metric.name);
         expect(rule, `prometheus-adapter exposes ${pods.pods.metric.name}`).toBeDefined();
         const series = /^([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(rule!.seriesQuery)![1]!;
         expect(METRIC_NAME_LIST).toContain(series);
-        expect(hpa.spec.minReplicas).toBeLessThanOrEqual(hpa.spec.maxReplicas);
       });
 
-      it('the PDB covers the pods and always leaves one running', () => {
+      it('the PDB covers the pods; with more than one replica it always leaves one running', () => {
         const pdb = one(objs, 'PodDisruptionBudget');
         const hpa = one(objs, 'HorizontalPodAutoscaler');
         expect(selects(pdb.spec.selector.matchLabels, pod.metadata.labels)).toBe(true);
-        expect(hpa.spec.minReplicas).toBeGreaterThan(pdb.spec.maxUnavailable);
-        expect(deploy.spec.replicas).toBeGreaterThan(pdb.spec.maxUnavailable);
+        expect(pdb.spec.maxUnavailable).toBeGreaterThanOrEqual(1); // a node drain is never blocked
+        if (production) {
+          expect(hpa.spec.minReplicas).toBeGreaterThan(pdb.spec.maxUnavailable);
+          expect(deploy.spec.replicas).toBeGreaterThan(pdb.spec.maxUnavailable);
+        }
       });
 
       it('drains within the grace period: preStop pause + SHUTDOWN_GRACE_MS < terminationGracePeriodSeconds', () => {
@@ -228,144 +281,34 @@ describe('k8s manifests', () => {
           expect(container.resources.limits['nvidia.com/gpu']).toBe(1);
           expect(pod.spec.tolerations).toContainEqual({ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' });
           expect(pod.spec.nodeSelector).toEqual({ 'nvidia.com/gpu.present': 'true' });
-          expect(container.image).toBe('mlp-serve:latest-gpu');
         } else {
           expect(cfg.executionProviders).toEqual(['cpu']);
           expect(cfg.requireGpu).toBe(false);
           expect(container.resources.limits['nvidia.com/gpu']).toBeUndefined();
           expect(pod.spec.tolerations).toBeUndefined();
-          expect(container.image).toBe('mlp-serve:latest');
         }
       });
     });
   }
 });
 
-interface AdapterRule {
-  seriesQuery: string;
-  resources: { overrides: Record<string, { resource: string }> };
-  name: { matches: string; as: string };
-  metricsQuery: string;
-}
+describe('own models (k8s/examples/own-models)', () => {
+  const objs = renderKustomization(join(K8S, 'examples/own-models'));
+  const deploy: Manifest = one(objs, 'Deployment');
+  const spec = deploy.spec.template.spec;
 
-function adapterRules(): AdapterRule[] {
-  const cm = one(renderKustomization(join(K8S, 'prometheus-adapter')), 'ConfigMap', 'adapter-config');
-  return (YAML.parse(cm.data['config.yaml']) as { rules: AdapterRule[] }).rules;
-}
-
-describe('monitoring manifests', () => {
-  const rules = YAML.parse(readFileSync(join(ROOT, RULES_FILE), 'utf8')) as { groups: { rules: Record<string, any>[] }[] };
-  const alerts = rules.groups.flatMap((g) => g.rules).filter((r) => r.alert);
-
-  it('the PrometheusRule and the dashboard ConfigMap are up to date with their sources (npm run deploy:sync)', () => {
-    expect(readFileSync(join(ROOT, PROMETHEUS_RULE_MANIFEST), 'utf8')).toBe(renderPrometheusRule(readFileSync(join(ROOT, RULES_FILE), 'utf8')));
-    expect(readFileSync(join(ROOT, DASHBOARD_MANIFEST), 'utf8')).toBe(renderDashboardConfigMap(readFileSync(join(ROOT, DASHBOARD_FILE), 'utf8')));
-    const cm = one(rendered.cpu, 'ConfigMap', 'mlp-serve-grafana-dashboard');
-    expect(cm.metadata.labels?.grafana_dashboard).toBe('1');
-    expect(JSON.parse(cm.data['mlp-serve.json'])).toEqual(JSON.parse(readFileSync(join(ROOT, DASHBOARD_FILE), 'utf8')));
-  });
-
-  it('the rules select the job the ServiceMonitor creates (the Service name)', () => {
-    const service = one(rendered.cpu, 'Service');
-    const jobs = new Set([...readFileSync(join(ROOT, RULES_FILE), 'utf8').matchAll(/job="([^"]+)"/g)].map((m) => m[1]));
-    expect([...jobs]).toEqual([service.metadata.name]);
-    const deployments = new Set([...readFileSync(join(ROOT, RULES_FILE), 'utf8').matchAll(/deployment="([^"]+)"/g)].map((m) => m[1]));
-    expect([...deployments]).toEqual([one(rendered.cpu, 'Deployment').metadata.name]);
-  });
-
-  it('the queue-saturation threshold is 75% of QUEUE_MAX in every overlay', () => {
-    const rule = alerts.find((a) => a.alert === 'MlpServeQueueSaturated')!;
-    const threshold = Number(/>\s*([\d.]+)\s*$/.exec(rule.expr)![1]);
-    for (const o of OVERLAYS) {
-      const cfg = loadConfig(one(rendered[o], 'ConfigMap', 'mlp-serve-config').data);
-      expect(threshold, o).toBe(0.75 * cfg.queueMax);
-    }
-  });
-
-  it('every alert has a severity, a summary, a runbook and a runbook_url whose anchor exists in docs/deploy.md', () => {
-    const doc = readFileSync(join(ROOT, 'docs/deploy.md'), 'utf8');
-    const anchors = new Set([...doc.matchAll(/^#+\s+(.+)$/gm)].map((m) => m[1]!.trim().toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')));
-    expect(alerts.length).toBeGreaterThanOrEqual(6);
-    for (const a of alerts) {
-      expect(['warning', 'critical'], a.alert).toContain(a.labels.severity);
-      expect(a.annotations.summary, a.alert).toBeTruthy();
-      expect(a.annotations.runbook, a.alert).toBeTruthy();
-      const [file, anchor] = (a.annotations.runbook_url as string).split('#');
-      expect(file).toBe('docs/deploy.md');
-      expect(anchors.has(anchor!), `${a.alert}: #${anchor} in docs/deploy.md`).toBe(true);
-    }
-  });
-
-  it('the adapter rule maps namespace and pod to resources and aggregates by pod', () => {
-    const [rule] = adapterRules();
-    expect(rule!.resources.overrides).toEqual({ namespace: { resource: 'namespace' }, pod: { resource: 'pod' } });
-    expect(rule!.seriesQuery).toMatch(/namespace!="",pod!=""/);
-    expect(rule!.metricsQuery).toContain('<<.GroupBy>>');
-    expect(new RegExp(rule!.name.matches).test(/^([a-z_:]+)/.exec(rule!.seriesQuery)![1]!)).toBe(true);
-  });
-});
-
-describe('Grafana dashboard', () => {
-  interface Panel {
-    id: number;
-    type: string;
-    title: string;
-    gridPos: { x: number; y: number; w: number; h: number };
-    datasource?: { type: string; uid: string };
-    targets?: { refId: string; expr: string; datasource?: { uid: string } }[];
-  }
-  const dash = JSON.parse(readFileSync(join(ROOT, DASHBOARD_FILE), 'utf8')) as {
-    uid: string;
-    panels: Panel[];
-    templating: { list: { name: string; type: string }[] };
-  };
-
-  it('lays out every panel on the 24-column grid without overlaps, with unique ids', () => {
-    const ids = dash.panels.map((p) => p.id);
-    expect(new Set(ids).size).toBe(ids.length);
-    const cells = new Set<string>();
-    for (const p of dash.panels) {
-      const { x, y, w, h } = p.gridPos;
-      expect(x + w, p.title).toBeLessThanOrEqual(24);
-      for (let i = x; i < x + w; i++)
-        for (let j = y; j < y + h; j++) {
-          expect(cells.has(`${i},${j}`), `${p.title} overlaps at ${i},${j}`).toBe(false);
-          cells.add(`${i},${j}`);
-        }
-    }
-  });
-
-  it('queries the selected data source with unique refIds, and offers model and instance variables', () => {
-    expect(dash.templating.list.map((v) => v.name)).toEqual(['datasource', 'model', 'instance']);
-    const panels = dash.panels.filter((p) => p.type !== 'row');
-    expect(panels.length).toBeGreaterThanOrEqual(15);
-    for (const p of panels) {
-      expect(p.datasource, p.title).toEqual({ type: 'prometheus', uid: '${datasource}' });
-      const refs = p.targets!.map((t) => t.refId);
-      expect(new Set(refs).size, p.title).toBe(refs.length);
-      for (const t of p.targets!) {
-        expect(t.datasource?.uid, p.title).toBe('${datasource}');
-        expect(t.expr, p.title).toMatch(/instance=~"\$instance"/);
-      }
-    }
-  });
-
-  it('covers what an operator asks first: rate, errors, latency, queue, batching, images/s, provider, memory, lag', () => {
-    const exprs = dash.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)).join('\n');
-    for (const needed of [
-      /rate\(mlp_http_request_duration_seconds_count/,
-      /status=~"5\.\."/,
-      /histogram_quantile\(0\.99, sum by \(le\) \(rate\(mlp_http_request_duration_seconds_bucket/,
-      /histogram_quantile\(0\.95/,
-      /histogram_quantile\(0\.5/,
-      /mlp_queue_wait_seconds_bucket/,
-      /mlp_batch_size_bucket/,
-      /mlp_inference_duration_seconds_bucket/,
-      /rate\(mlp_images_total/,
-      /mlp_model_info/,
-      /process_resident_memory_bytes/,
-      /nodejs_eventloop_lag/,
-    ])
-      expect(exprs).toMatch(needed);
+  it('an init container fills an emptyDir that the server reads read-only at MODELS_DIR', () => {
+    const init = spec.initContainers[0];
+    const main = spec.containers[0];
+    const modelsDir = loadConfig(one(objs, 'ConfigMap', 'mlp-serve-config').data).modelsDir;
+    const mount = main.volumeMounts.find((m: any) => m.mountPath === modelsDir);
+    expect(mount).toMatchObject({ name: 'models', readOnly: true });
+    expect(spec.volumes.find((v: any) => v.name === 'models').emptyDir).toBeDefined();
+    expect(init.volumeMounts.find((m: any) => m.name === 'models').mountPath).toBe('/models');
+    expect(init.envFrom).toEqual([{ configMapRef: { name: 'mlp-serve-models' } }]);
+    expect(init.image).toMatch(/:\d+\.\d+\.\d+$/);
+    const source = one(objs, 'ConfigMap', 'mlp-serve-models').data;
+    expect(source.MODELS_URL).toMatch(/^https:\/\//);
+    expect(source.MODELS_SHA256).toMatch(/^[0-9a-f]{64}$/);
   });
 });

@@ -1,8 +1,9 @@
-// A strict subset of kustomize, enough to render k8s/ in tests on machines without a kustomize binary:
-// `resources` (files and directories), `namespace`, `images` and `patches` given as RFC 6902 JSON patches with a
-// target. Any other field, or a patch that is not a JSON patch, throws: a kustomization that starts using a feature
-// this renderer lacks fails the tests loudly instead of being rendered wrong. Where `kubectl` exists, the manifests
-// test also compares this rendering with `kubectl kustomize`.
+// A strict subset of kustomize, so that the tests read k8s/ as data without shelling out: `resources` (files and
+// directories), `components`, `namespace`, `images`, `patches` given as RFC 6902 JSON patches with a target, and
+// `replacements` (field paths with `*` and `[key]`, whole values or one delimited part). Any other field, or a
+// patch that is not a JSON patch, throws: a kustomization that starts using a feature this renderer lacks fails the
+// tests loudly instead of being rendered wrong. The manifests test also checks that `kubectl kustomize` (the real
+// kustomize) renders exactly the same objects.
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import YAML from 'yaml';
 export interface K8sObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; [key: string]: unknown };
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [key: string]: unknown };
   [key: string]: unknown;
 }
 
@@ -26,7 +27,12 @@ interface JsonPatchOp {
   value?: unknown;
 }
 
-const KNOWN_FIELDS = new Set(['apiVersion', 'kind', 'resources', 'namespace', 'images', 'patches']);
+const KNOWN_FIELDS = new Set(['apiVersion', 'kind', 'resources', 'components', 'namespace', 'images', 'patches', 'replacements']);
+
+interface Replacement {
+  source: { kind: string; name?: string; fieldPath: string };
+  targets: { select: PatchTarget; fieldPaths: string[]; options?: { delimiter?: string; index?: number } }[];
+}
 
 // Kinds kustomize leaves without a namespace (only those that could appear here).
 const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'APIService']);
@@ -43,19 +49,28 @@ export function readManifests(file: string): K8sObject[] {
 
 /** Renders the kustomization in `dir` like `kustomize build dir` (for the supported subset). */
 export function renderKustomization(dir: string): K8sObject[] {
+  return render(dir, 'Kustomization', []);
+}
+
+/**
+ * A Kustomization renders its resources, then applies its components to them, then its own transformers; a
+ * Component does the same to the objects of the kustomization that lists it (`inherited`).
+ */
+function render(dir: string, kind: 'Kustomization' | 'Component', inherited: K8sObject[]): K8sObject[] {
   const file = join(dir, 'kustomization.yaml');
   if (!existsSync(file)) throw new Error(`${dir}: no kustomization.yaml`);
   const k = YAML.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   for (const key of Object.keys(k))
     if (!KNOWN_FIELDS.has(key)) throw new Error(`${file}: field "${key}" is not supported by the test renderer`);
-  if (k.kind !== 'Kustomization') throw new Error(`${file}: kind must be Kustomization`);
+  if (k.kind !== kind) throw new Error(`${file}: kind must be ${kind}`);
 
-  const objects: K8sObject[] = [];
+  let objects: K8sObject[] = inherited;
   for (const res of (k.resources ?? []) as string[]) {
     const path = join(dir, res);
     if (!existsSync(path)) throw new Error(`${file}: resource "${res}" does not exist`);
     objects.push(...(statSync(path).isDirectory() ? renderKustomization(path) : readManifests(path)));
   }
+  for (const c of (k.components ?? []) as string[]) objects = render(join(dir, c), 'Component', objects);
 
   for (const p of (k.patches ?? []) as { target?: PatchTarget; patch?: string; path?: string }[]) {
     if (!p.target) throw new Error(`${file}: every patch needs a target`);
@@ -63,9 +78,7 @@ export function renderKustomization(dir: string): K8sObject[] {
     if (text === undefined) throw new Error(`${file}: a patch needs "patch" or "path"`);
     const ops = YAML.parse(text) as unknown;
     if (!Array.isArray(ops)) throw new Error(`${file}: only JSON 6902 patches (a list of operations) are supported`);
-    const matches = objects.filter(
-      (o) => (!p.target!.kind || o.kind === p.target!.kind) && (!p.target!.name || o.metadata.name === p.target!.name),
-    );
+    const matches = objects.filter((o) => selected(o, p.target!));
     if (matches.length === 0) throw new Error(`${file}: patch target ${JSON.stringify(p.target)} matches nothing`);
     for (const o of matches) for (const op of ops as JsonPatchOp[]) applyJsonPatchOp(o, op, file);
   }
@@ -79,7 +92,52 @@ export function renderKustomization(dir: string): K8sObject[] {
 
   if (typeof k.namespace === 'string')
     for (const o of objects) if (!CLUSTER_SCOPED.has(o.kind)) o.metadata.namespace = k.namespace;
+
+  for (const r of (k.replacements ?? []) as Replacement[]) applyReplacement(objects, r, file);
   return objects;
+}
+
+const selected = (o: K8sObject, t: PatchTarget) => (!t.kind || o.kind === t.kind) && (!t.name || o.metadata.name === t.name);
+
+/** A kustomize field path: dot-separated keys, `[a.b/c]` for keys with dots, `*` for every element. */
+function parseFieldPath(path: string): string[] {
+  return [...path.matchAll(/\[([^\]]+)\]|([^.[\]]+)/g)].map((m) => m[1] ?? m[2]!);
+}
+
+/** The containers of `value` that `keys` leads to, with the last key (missing leaves are skipped, as kustomize does). */
+function fieldHolders(value: unknown, keys: string[]): [Record<string, unknown> | unknown[], string][] {
+  if (typeof value !== 'object' || value === null) return [];
+  const [key, ...rest] = keys;
+  if (rest.length === 0) return key! in value ? [[value as Record<string, unknown>, key!]] : [];
+  if (key === '*') return Array.isArray(value) ? value.flatMap((v) => fieldHolders(v, rest)) : [];
+  return fieldHolders((value as Record<string, unknown>)[key!], rest);
+}
+
+function applyReplacement(objects: K8sObject[], r: Replacement, where: string): void {
+  const sources = objects.filter((o) => selected(o, r.source));
+  if (sources.length !== 1) throw new Error(`${where}: replacement source ${JSON.stringify(r.source)} matches ${sources.length} objects`);
+  const found = fieldHolders(sources[0], parseFieldPath(r.source.fieldPath));
+  if (found.length !== 1) throw new Error(`${where}: replacement source field ${r.source.fieldPath} not found`);
+  const [holder, key] = found[0]!;
+  const value = (holder as Record<string, unknown>)[key];
+  for (const t of r.targets) {
+    for (const o of objects.filter((x) => selected(x, t.select))) {
+      for (const fp of t.fieldPaths) {
+        for (const [h, k] of fieldHolders(o, parseFieldPath(fp))) {
+          const target = h as Record<string, unknown>;
+          const { delimiter, index } = t.options ?? {};
+          if (delimiter === undefined) {
+            target[k] = value;
+            continue;
+          }
+          const parts = String(target[k]).split(delimiter);
+          if (index === undefined || index < 0 || index >= parts.length) throw new Error(`${where}: replacement index ${index} outside ${fp}`);
+          parts[index] = String(value);
+          target[k] = parts.join(delimiter);
+        }
+      }
+    }
+  }
 }
 
 function splitImage(image: string): [string, string | undefined] {
