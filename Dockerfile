@@ -7,7 +7,8 @@
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
-# ---- build: all dependencies, compile the server to dist/, then keep production dependencies only ----
+# ---- build: all dependencies, compile the server to dist/ (npm run build: tsc + the .proto files it loads), then
+#      keep production dependencies only ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 # .npmrc keeps onnxruntime-node from downloading GPU binaries: the CPU ones ship inside the npm package.
@@ -16,7 +17,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # onnxruntime-node ships its binaries for every OS and CPU: only this image's linux/<arch> is kept.
-RUN npx tsc -p tsconfig.build.json \
+RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund \
  && find node_modules/onnxruntime-node/bin -mindepth 2 -maxdepth 2 ! -name linux -exec rm -rf {} + \
  && find node_modules/onnxruntime-node/bin -mindepth 3 -maxdepth 3 -path '*/linux/*' ! -name "$(node -p process.arch)" -exec rm -rf {} + \

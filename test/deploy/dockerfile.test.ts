@@ -69,10 +69,10 @@ const resolver: Resolver = {
       return false;
     }
   },
-  // npm ci in the stage's WORKDIR makes node_modules; tsc with the build config makes dist/.
+  // npm ci in the stage's WORKDIR makes node_modules; npm run build (tsc with the build config) makes dist/.
   produced: (stage, p) =>
     (p.startsWith(`${stage.workdir}/node_modules`) && stage.runs.some((r) => /\bnpm ci\b/.test(r))) ||
-    (`${p}/`.startsWith(`${stage.workdir}/${buildConfig.compilerOptions.outDir}/`) && stage.runs.some((r) => /\btsc -p tsconfig\.build\.json\b/.test(r))),
+    (`${p}/`.startsWith(`${stage.workdir}/${buildConfig.compilerOptions.outDir}/`) && stage.runs.some((r) => /\bnpm run build\b/.test(r))),
 };
 
 for (const file of ['Dockerfile', 'Dockerfile.gpu'] as const) {
@@ -94,7 +94,10 @@ for (const file of ['Dockerfile', 'Dockerfile.gpu'] as const) {
     it('is multi-stage: dependencies and tsc to dist/ in a build stage, production dependencies only at run time', () => {
       const build = stages.find((s) => s.name === 'build')!;
       expect(build.runs.join('\n')).toMatch(/npm ci/);
-      expect(build.runs.join('\n')).toMatch(/tsc -p tsconfig\.build\.json/);
+      expect(build.runs.join('\n')).toMatch(/npm run build/);
+      // tsc compiles; the files the server reads beside its modules (the gRPC .proto) are copied next to them.
+      expect(pkg.scripts.build).toMatch(/^tsc -p tsconfig\.build\.json && /);
+      expect(pkg.scripts.build).toContain('*.proto');
       expect(build.runs.join('\n')).toMatch(/npm prune --omit=dev/);
       expect(runtime.name).toBe('runtime');
       expect(runtime.runs.join('\n')).not.toMatch(/npm (ci|install)/);

@@ -66,7 +66,7 @@ describe('k8s manifests', () => {
       const theirs = YAML.parseAllDocuments(out).map((d) => d.toJS() as K8sObject);
       expect(byKey(renderKustomization(join(K8S, dir))), dir).toEqual(byKey(theirs));
     }
-  });
+  }, 60_000);
 
   it('every rendered object passes its Kubernetes or CRD schema (kubernetes-models)', async () => {
     const all = BUILDABLE.flatMap((k) => renderKustomization(join(K8S, k)));

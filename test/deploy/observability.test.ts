@@ -142,6 +142,7 @@ beforeAll(async () => {
     ...app.env,
     ...configMap.data,
     PORT: String(port),
+    GRPC_PORT: String(await freePort()),
     HOST: '127.0.0.1',
     MODELS_DIR: join(dir, 'models'),
     QUEUE_MAX: String(QUEUE_MAX),
@@ -176,7 +177,7 @@ beforeAll(async () => {
   await traffic();
   // Let the last increments be scraped and the rules evaluate them.
   await sleep(2500);
-}, 150_000);
+}, 240_000);
 
 afterAll(async () => {
   // Normally empty by now (the shutdown test drains the server); after a failure it ends whatever is left of the
@@ -190,8 +191,8 @@ afterAll(async () => {
   }
   await prom?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
-  app?.remove();
-}, 30_000);
+  await app?.remove();
+}, 60_000);
 
 describe('observability against a real Prometheus', () => {
   it('the traffic got every kind of answer: 200, 400, 404 and 503 load shedding', () => {
@@ -330,7 +331,11 @@ describe('observability against a real Prometheus', () => {
 
   it('SIGTERM to the server (as tini forwards it) drains it, exits 0, and the outage alert goes pending', async () => {
     const inflight = Array.from({ length: 8 }, () =>
-      fetch(`${base}/classify`, { method: 'POST', body: new Uint8Array(readFileSync(join(dir, 'models', MODEL, 'model.json'))), headers: { 'content-type': 'image/png' } }).then((r) => r.status),
+      fetch(`${base}/classify`, { method: 'POST', body: new Uint8Array(readFileSync(join(dir, 'models', MODEL, 'model.json'))), headers: { 'content-type': 'image/png' } }).then(
+        (r) => r.status,
+        // A connection the closing listener never accepted (the compiled server is quick to get there).
+        (e: Error & { cause?: { syscall?: string } }) => `not accepted: ${e.cause?.syscall}`,
+      ),
     );
     await sleep(20);
     server.kill('SIGTERM'); // the node process only, not its group: tini without -g does the same
@@ -339,7 +344,7 @@ describe('observability against a real Prometheus', () => {
     expect(serverLog).toMatch(/draining/);
     expect(serverLog).toMatch(/drained; exiting/);
     // Accepted requests were answered (400: the body is JSON, not an image), none was cut off.
-    for (const s of await Promise.allSettled(inflight)) if (s.status === 'fulfilled') expect(s.value).toBe(400);
+    for (const s of await Promise.all(inflight)) expect([400, 'not accepted: connect']).toContain(s);
     // Nothing is left behind: the port is closed and the HEALTHCHECK now fails.
     expect(await fetch(`${base}/healthz`).then(() => 'open', () => 'closed')).toBe('closed');
     const hc = app.healthcheck;

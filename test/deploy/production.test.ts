@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
+import { connect } from 'node:net';
 import { dirname, join, relative, resolve } from 'node:path';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +28,7 @@ let server: ChildProcess | undefined;
 let exit: Promise<number | null>;
 let log = '';
 let base: string;
+let grpcPort: number;
 
 /** Package name of a bare import specifier ('@scope/name/sub' → '@scope/name'). */
 function packageOf(spec: string): string {
@@ -61,9 +63,10 @@ function duBytes(path: string): number {
 beforeAll(async () => {
   app = prepareAppDir('Dockerfile');
   const port = await freePort();
+  grpcPort = await freePort();
   // Nothing from the test runner's environment may steer module resolution towards the repository.
   const { NODE_OPTIONS: _o, NODE_PATH: _p, ...inherited } = process.env;
-  const env = { ...inherited, ...app.env, PORT: String(port), HOST: '127.0.0.1', MODELS_DIR: join(ROOT, 'models') };
+  const env = { ...inherited, ...app.env, PORT: String(port), GRPC_PORT: String(grpcPort), HOST: '127.0.0.1', MODELS_DIR: join(ROOT, 'models') };
   server = spawn(app.cmd[0] === 'node' ? process.execPath : app.cmd[0]!, app.cmd.slice(1), { cwd: app.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   server.stdout!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
   server.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
@@ -71,12 +74,12 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${port}`;
   const ready = await waitFor(() => fetch(`${base}/readyz`).then((r) => r.ok), 60_000, 200);
   if (!ready) throw new Error(`compiled server not ready:\n${log}`);
-}, 180_000);
+}, 240_000);
 
-afterAll(() => {
+afterAll(async () => {
   if (server && server.exitCode === null) server.kill('SIGKILL');
-  app?.remove();
-});
+  await app?.remove();
+}, 60_000);
 
 describe('production runtime (compiled server, production dependencies only)', () => {
   it('the image runs the compiled server with node, not a TypeScript loader', () => {
@@ -127,6 +130,15 @@ describe('production runtime (compiled server, production dependencies only)', (
     expect(correct / images.length).toBeGreaterThan(0.6);
     const bad = await fetch(`${base}/classify`, { method: 'POST', body: 'not an image', headers: { 'content-type': 'image/png' } });
     expect(bad.status).toBe(400);
+  });
+
+  it('serves gRPC too: the .proto the listener loads was built into dist/', async () => {
+    expect(existsSync(join(app.dir, 'dist/serve/grpc/grpc_predict_v2.proto'))).toBe(true);
+    const open = await new Promise<boolean>((r) => {
+      const s = connect(grpcPort, '127.0.0.1', () => (s.end(), r(true)));
+      s.once('error', () => r(false));
+    });
+    expect(open, log).toBe(true);
   });
 
   it('SIGTERM (what tini forwards to node) drains and exits 0', async () => {
