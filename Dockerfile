@@ -11,8 +11,10 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 #      keep production dependencies only ----
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-# .npmrc keeps onnxruntime-node from downloading GPU binaries: the CPU ones ship inside the npm package.
+# onnxruntime-node's install script would download the CUDA provider; the CPU binaries ship inside the npm package.
+# package.json's allowScripts denies that script where npm reads it (npm 11); the variable keeps it off for any npm.
 COPY package.json package-lock.json .npmrc ./
+ENV ONNXRUNTIME_NODE_INSTALL=skip
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src

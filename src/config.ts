@@ -153,9 +153,12 @@ const origins: Kind<readonly string[]> = {
   accepts: '`*`, or comma-separated origins like `https://app.example.com`',
 };
 
+/** CUDA when it can start, else CPU: on a machine without CUDA the fallback is expected and logged at info. */
+export const DEFAULT_EXECUTION_PROVIDERS: readonly ExecutionProvider[] = Object.freeze(['cuda', 'cpu']);
+
 const providers: Kind<readonly ExecutionProvider[]> = {
   parse: (name, raw) => {
-    const v = raw ?? 'cuda,cpu';
+    const v = raw ?? DEFAULT_EXECUTION_PROVIDERS.join(',');
     const list = commaList(v.toLowerCase());
     if (list.length === 0) throw new ConfigError(name, 'must name at least one provider');
     for (const p of list)
@@ -163,7 +166,7 @@ const providers: Kind<readonly ExecutionProvider[]> = {
     if (new Set(list).size !== list.length) throw new ConfigError(name, `lists a provider twice: "${v}"`);
     return Object.freeze(list as ExecutionProvider[]);
   },
-  defaultDoc: 'cuda,cpu',
+  defaultDoc: DEFAULT_EXECUTION_PROVIDERS.join(','),
   accepts: `comma-separated, in order: ${PROVIDERS.join(', ')}`,
 };
 

@@ -45,13 +45,17 @@ async function start(): Promise<void> {
   // A provider that failed for one model fails for all (missing library, no device): try it once per worker.
   let candidates = init.providers;
   for (const spec of init.models) {
+    const unavailable: string[] = [];
     const { session, provider } = await openSession(spec.path, {
       providers: candidates,
       requireGpu: init.requireGpu,
       intraOpThreads: init.intraOpThreads,
       interOpThreads: init.interOpThreads,
-      warn: (message) => post({ type: 'log', level: 'warn', message: `model ${spec.name}: ${message}` }),
+      warn: (message) => unavailable.push(message),
     });
+    // One line per worker: later models start from the provider that worked.
+    if (unavailable.length > 0)
+      post({ type: 'log', level: init.fallbackLevel, message: `execution provider ${provider} (${unavailable.join('; ')})` });
     for (const name of ['logits', 'embedding'])
       if (!session.outputNames.includes(name))
         throw new Error(`model ${spec.name}: model.onnx has no output "${name}" (outputs: ${session.outputNames.join(', ')})`);

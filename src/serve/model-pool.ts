@@ -5,7 +5,7 @@
 
 import { availableParallelism } from 'node:os';
 import { inputDim } from '../model/card.js';
-import type { Config } from '../config.js';
+import { DEFAULT_EXECUTION_PROVIDERS, type Config } from '../config.js';
 import { InferencePool, type PoolLogger } from './worker-pool.js';
 import { GpuUnavailableError } from './session.js';
 import type { WorkerInit } from './worker-protocol.js';
@@ -49,6 +49,8 @@ export interface OpenPoolOptions {
   splitFor: (dirs: ModelVersionDir[]) => ModelVersionDir;
 }
 
+const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
 function workerInit(config: Readonly<Config>, dirs: ModelVersionDir[], sizes: number[], intraOpThreads: number): WorkerInit {
   return {
     models: dirs.map((d) => ({
@@ -63,6 +65,7 @@ function workerInit(config: Readonly<Config>, dirs: ModelVersionDir[], sizes: nu
     intraOpThreads,
     interOpThreads: config.ortInterOpThreads,
     warmupSizes: sizes,
+    fallbackLevel: sameList(config.executionProviders, DEFAULT_EXECUTION_PROVIDERS) ? 'info' : 'warn',
   };
 }
 

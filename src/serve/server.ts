@@ -6,6 +6,17 @@ import { ConfigError, loadConfig, misspelledVariables, type Config } from '../co
 import { buildApp } from './app.js';
 import { startGrpc } from './grpc/server.js';
 
+/** What a port that cannot be listened on means, in one line naming the variable to change. */
+function bindFailure(variable: string, host: string, port: number | string, err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const text = String(e?.message ?? err);
+  if (e?.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(text))
+    return `${variable}=${port}: ${host}:${port} is already in use (EADDRINUSE); stop what holds it or set ${variable} to a free port`;
+  if (e?.code === 'EACCES' || /EACCES|permission denied/i.test(text))
+    return `${variable}=${port}: not allowed to listen on ${host}:${port} (EACCES); ports below 1024 need privileges`;
+  return `${variable}=${port}: cannot listen on ${host}:${port}: ${text.split('\n')[0]}`;
+}
+
 async function main(): Promise<void> {
   let config: Readonly<Config>;
   try {
@@ -59,12 +70,20 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 
-  await app.listen({ port: config.port, host: config.host });
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    // Nothing was served yet: one line, no stack. The workers still loading are let finish and stopped first
+    // (onnxruntime aborts the process if its thread is torn down mid-load).
+    console.error(`start-up failed: ${bindFailure('PORT', config.host, config.port, err)}`);
+    await app.close().catch(() => undefined);
+    process.exit(1);
+  }
   try {
     const grpc = await startGrpc(app);
     if (grpc) app.log.info(`gRPC (inference.GRPCInferenceService) listening on ${config.host}:${grpc.port}`);
   } catch (err) {
-    app.log.fatal(`start-up failed: GRPC_PORT ${config.grpcPort}: ${(err as Error).message}`);
+    app.log.fatal(`start-up failed: ${bindFailure('GRPC_PORT', config.host, config.grpcPort, err)}`);
     await app.close().catch(() => undefined);
     process.exit(1);
   }

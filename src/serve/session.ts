@@ -72,7 +72,7 @@ export async function openSession(modelPath: string, o: SessionOptions): Promise
     } catch (err) {
       const reason = firstLine((err as Error).message);
       failures.push(`${provider}: ${reason}`);
-      if (isGpuProvider(provider)) o.warn?.(`execution provider ${provider} unavailable (${reason}); trying the next one`);
+      if (isGpuProvider(provider)) o.warn?.(`execution provider ${provider} unavailable: ${reason}`);
       else throw new Error(`cannot open model with provider ${provider}: ${reason}`);
     }
   }

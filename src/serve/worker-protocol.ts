@@ -21,6 +21,11 @@ export interface WorkerInit {
   interOpThreads: number;
   /** Batch sizes run (twice) per model before the worker reports ready. */
   warmupSizes: number[];
+  /**
+   * How a provider that could not start is reported: `info` when it was only tried on the chance (the default
+   * providers, cuda then cpu, on a machine without CUDA), `warn` when the operator asked for it.
+   */
+  fallbackLevel: 'info' | 'warn';
 }
 
 /** session.run time of one batch size at warm-up (the second run: the first allocates). */

@@ -107,7 +107,7 @@ for (const file of ['Dockerfile', 'Dockerfile.gpu'] as const) {
       expect(buildConfig.files).toEqual(['src/serve/server.ts', 'src/serve/inference-worker.ts']);
       // No TypeScript loader at run time: tsx is a development dependency (`npm start` from a clone).
       expect(pkg.dependencies.tsx).toBeUndefined();
-      // package-lock.json and .npmrc (onnxruntime-node-install=skip for the CPU build) are in place before npm ci.
+      // package-lock.json and .npmrc are in place before npm ci.
       for (const f of ['package.json', 'package-lock.json', '.npmrc'])
         expect(provenance(stages, build, `${build.workdir}/${f}`, resolver), f).toBe(f);
     });
@@ -184,6 +184,9 @@ for (const file of ['Dockerfile', 'Dockerfile.gpu'] as const) {
       it('is the CPU image: Debian slim Node 24 LTS, CPU provider', () => {
         expect(runtime.image).toBe(NODE_IMAGE);
         expect(runtime.env.EXECUTION_PROVIDERS).toBe('cpu');
+        // No CUDA download at build time, whichever npm the image has: the variable, and package.json's allowScripts.
+        expect(stages.find((s) => s.name === 'build')!.env.ONNXRUNTIME_NODE_INSTALL).toBe('skip');
+        expect(JSON.parse(read('package.json')).allowScripts['onnxruntime-node']).toBe(false);
         expect(runtime.user).toBe('node'); // uid 1000 in the official image, as runAsUser in k8s
       });
     } else {

@@ -45,6 +45,7 @@ describe('Batcher over a real worker pool', () => {
         intraOpThreads: 1,
         interOpThreads: 1,
         warmupSizes: [1, 4],
+        fallbackLevel: 'warn',
       },
     });
   }, 60_000);

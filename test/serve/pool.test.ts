@@ -28,6 +28,7 @@ const init = (o: Partial<WorkerInit> = {}): WorkerInit => ({
   intraOpThreads: 1,
   interOpThreads: 1,
   warmupSizes: [1, 2],
+  fallbackLevel: 'warn',
   ...o,
 });
 
