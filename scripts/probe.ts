@@ -1,9 +1,9 @@
-// `npm run probe -- --url URL --model NAME --data DATASET [--train-n N --test-n N] [--local]`: linear probe on a
+// `npm run probe -- --url URL --model NAME --data DATASET [--train-n N --test-n N] [--local [--export DIR/NAME]]`: linear probe on a
 // model's embeddings (fetched from a running service, or computed locally), raw pixels, or a random-init twin.
 // Parses flags and calls src/probe.
 
 import { writeFile } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
+import { basename, isAbsolute, resolve } from 'node:path';
 import { countBar } from '../src/probe/progress.js';
 import { probeTable, resolveModelDir, runProbe, type FeatureSource, type ProbeReport } from '../src/probe/probe.js';
 import { UsageError, num, parseFlags, required, runCli } from '../src/util/cli.js';
@@ -26,6 +26,8 @@ Options
   --concurrency <n>      requests in flight (default 4)
   --seed <n>             seed of the validation split and of the random-init twin (default 0)
   --json <file>          also write the reports as JSON
+  --export <dir/name>    with --local: also write the probe as a servable model (the body, the head as logits) in
+                         dir/name, flat layout; name is the served name. MODELS_DIR=dir serves it
 `;
 
 async function main(argv: string[]): Promise<void> {
@@ -33,7 +35,7 @@ async function main(argv: string[]): Promise<void> {
   const b = { type: 'boolean' } as const;
   const v = parseFlags(argv, {
     url: s, model: s, 'models-dir': s, data: s, 'train-n': s, 'test-n': s, local: b, pixels: b, 'random-init': b,
-    compare: b, 'batch-size': s, concurrency: s, seed: s, json: s,
+    compare: b, 'batch-size': s, concurrency: s, seed: s, json: s, export: s,
   });
   const { data } = required(v, 'data');
   const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
@@ -67,6 +69,8 @@ async function main(argv: string[]): Promise<void> {
   else if (v.pixels) sources = [{ kind: 'pixels' }];
   else sources = [{ kind: 'random-init', modelDir: modelDir(), seed }];
 
+  if (v.export && !(v.local && !v.compare)) throw new UsageError('--export needs --local (the body comes from the model directory)');
+  const exportTo = v.export ? { dir: resolve(v.export), name: basename(resolve(v.export)), command: `npm run probe -- ${argv.join(' ')}` } : undefined;
   const reports: ProbeReport[] = [];
   for (const source of sources) {
     const name = source.kind === 'served' ? 'served' : source.kind;
@@ -76,6 +80,7 @@ async function main(argv: string[]): Promise<void> {
       testN: num('test-n', v['test-n'], 10_000, { integer: true, min: 1 }),
       source,
       probe: { seed },
+      ...(exportTo ? { exportTo } : {}),
       progress: (split) => {
         const bar = countBar(`${name} ${split} features`);
         return { update: (d, t) => bar.update(d, t), done: () => bar.done() };
@@ -88,6 +93,7 @@ async function main(argv: string[]): Promise<void> {
         `${r.retries ? `, ${r.retries} retries` : ''})\n`,
     );
   }
+  if (exportTo) process.stdout.write(`probe written as model "${exportTo.name}" to ${exportTo.dir}\n`);
   if (reports.length > 1) process.stdout.write('\n' + probeTable(reports) + '\n');
   if (v.json) await writeFile(v.json, JSON.stringify({ command: `npm run probe -- ${argv.join(' ')}`, reports }, null, 2) + '\n');
 }

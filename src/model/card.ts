@@ -54,8 +54,8 @@ export const ModelCardSchema = Type.Object(
     flopsPerImage: PositiveInt('Forward FLOPs per image (2 × multiply-accumulates).'),
     provenance: Type.Object(
       {
-        kind: Type.Union([Type.Literal('random'), Type.Literal('trained'), Type.Literal('imported'), Type.Literal('finetuned')], {
-          description: 'How the weights came to be.',
+        kind: Type.Union([Type.Literal('random'), Type.Literal('trained'), Type.Literal('imported'), Type.Literal('finetuned'), Type.Literal('probe')], {
+          description: 'How the weights came to be (`probe`: a base model\'s body with a linear head fitted on its embeddings; `base` names that model).',
         }),
         command: Type.Optional(Type.String({ description: 'The command line that made them, to re-run it.' })),
       },

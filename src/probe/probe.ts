@@ -12,6 +12,7 @@ import { initWeights } from '../model/mlp.js';
 import { buildCard, configFromCard, writeModelDir } from '../export/export.js';
 import { compareVersions } from '../serve/model-repo.js';
 import { localEmbeddings, pixelFeatures, servedEmbeddings, type ImageList, type OnProgress } from './embeddings.js';
+import { writeProbeModel } from './export-probe.js';
 import { evaluateProbe, fitProbe, type FeatureMatrix, type ProbeOptions } from './logreg.js';
 
 /** Where the features come from. */
@@ -31,6 +32,8 @@ export interface ProbeRunOptions {
   testN?: number;
   source: FeatureSource;
   probe?: ProbeOptions;
+  /** Also write the probe as a servable model (needs a `local` source: the body is that model's). */
+  exportTo?: { dir: string; name: string; command?: string };
   /** Progress of feature extraction, per split. */
   progress?: (split: string) => { update: OnProgress; done(): void };
 }
@@ -51,6 +54,8 @@ export interface ProbeReport {
   fitSeconds: number;
   /** Retries the served client needed (503s, resets). */
   retries?: number;
+  /** The model directory written by `exportTo`. */
+  exported?: string;
 }
 
 function firstN(ds: Dataset, n: number): ImageList {
@@ -119,6 +124,7 @@ async function features(
 /** Runs one probe (see the module comment). */
 export async function runProbe(o: ProbeRunOptions): Promise<ProbeReport> {
   const trainN = o.trainN ?? 6000;
+  if (o.exportTo && o.source.kind !== 'local') throw new RangeError('exporting a probe needs local features (the body comes from the model directory)');
   const testN = o.testN ?? 10_000;
   const source = await openDataSource(o.data);
   const trainImages = firstN(source.train, trainN);
@@ -133,6 +139,22 @@ export async function runProbe(o: ProbeRunOptions): Promise<ProbeReport> {
   const fit = fitProbe(train.x, yTrain, classes, o.probe);
   const scored = evaluateProbe(fit, test.x, yTest);
   const chosen = fit.path.find((p) => p.lambda === fit.lambda)!;
+  if (o.exportTo && o.source.kind === 'local') {
+    const labels = source.train.classes;
+    await writeProbeModel({
+      baseDir: o.source.modelDir,
+      outDir: o.exportTo.dir,
+      name: o.exportTo.name,
+      labels,
+      fit,
+      provenance: {
+        data: `${source.name} ${source.train.split} first ${trainN}`,
+        imagesPerLabel: labels.map((_, c) => yTrain.reduce((n, y) => n + (y === c ? 1 : 0), 0)),
+        seed: o.probe?.seed ?? 0,
+        ...(o.exportTo.command ? { command: o.exportTo.command } : {}),
+      },
+    });
+  }
   return {
     features: train.description,
     data: `${source.name} (${source.train.split} ${trainN} / ${source.test.split} ${testN})`,
@@ -147,6 +169,7 @@ export async function runProbe(o: ProbeRunOptions): Promise<ProbeReport> {
     featureSeconds,
     fitSeconds: fit.seconds,
     ...(train.retries !== undefined ? { retries: train.retries + (test.retries ?? 0) } : {}),
+    ...(o.exportTo ? { exported: o.exportTo.dir } : {}),
   };
 }
 
