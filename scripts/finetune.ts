@@ -8,7 +8,7 @@ import { DEFAULT_FINETUNE as D, finetune, type FinetuneOptions } from '../src/fi
 import { ENGINE_CHOICES } from '../src/train/engines/index.js';
 import { formatDuration, terminalReporter } from '../src/train/progress.js';
 import type { TrainResult } from '../src/train/train.js';
-import { choice, num, parseFlags, required, runCli, shellQuote } from '../src/util/cli.js';
+import { choice, commandLine, num, parseFlags, required, runCli } from '../src/util/cli.js';
 
 const USAGE = `Usage: npm run finetune -- --from <model dir> --data <set> --out <models dir> [options]
 
@@ -34,12 +34,11 @@ const USAGE = `Usage: npm run finetune -- --from <model dir> --data <set> --out 
 `;
 
 function summary(r: TrainResult) {
-  const last = r.evals.at(-1);
   return {
     model: r.modelDir,
     provenance: r.card?.provenance.kind,
-    testTop1: last?.testAccuracy,
-    testLoss: last?.testLoss,
+    testTop1: r.test?.accuracy,
+    testLoss: r.test?.loss,
     examplesSeen: r.examplesSeen,
     wallSeconds: Math.round(r.wallSeconds),
   };
@@ -54,7 +53,7 @@ async function main(argv: string[]): Promise<void> {
   });
   const { from, data, out } = required(v, 'from', 'data', 'out');
   const engine = choice('engine', v.engine, D.engine, ENGINE_CHOICES);
-  const command = `npm run finetune -- ${argv.map(shellQuote).join(' ')}`;
+  const command = commandLine('npm run finetune --', argv);
   const o: FinetuneOptions = {
     ...D,
     from: resolve(from),

@@ -20,7 +20,7 @@ import {
 } from '../src/scaling/sweep.js';
 import { ENGINE_CHOICES } from '../src/train/engines/index.js';
 import { formatDuration } from '../src/train/progress.js';
-import { UsageError, choice, list, num, parseFlags, parsed, required, runCli, shellQuote } from '../src/util/cli.js';
+import { UsageError, choice, commandLine, list, num, parseFlags, parsed, required, runCli } from '../src/util/cli.js';
 
 const USAGE = `Usage: npm run scaling -- --out <dir> [--archs a,b,...] [--examples n,m,...] [options]
 
@@ -74,7 +74,7 @@ async function main(argv: string[]): Promise<void> {
     ...(v['eval-n'] ? { evalExamples: num('eval-n', v['eval-n'], 0, { integer: true }) } : {}),
   };
   if (v['fixed-lr']) delete recipe.lrReferenceWidth;
-  const command = `npm run scaling -- ${argv.map(shellQuote).join(' ')}`;
+  const command = commandLine('npm run scaling --', argv);
   const where = describeRecipe(recipe);
 
   let rows: RunRecord[];

@@ -6,7 +6,7 @@ import { DatasetMissingError } from '../src/data/resolve.js';
 import { ENGINE_CHOICES, type EngineChoice } from '../src/train/engines/index.js';
 import { terminalReporter } from '../src/train/progress.js';
 import { DEFAULT_TRAIN_OPTIONS as D, train, type TrainOptions } from '../src/train/train.js';
-import { UsageError, num, shellQuote } from '../src/util/cli.js';
+import { UsageError, commandLine, num } from '../src/util/cli.js';
 
 const USAGE = `Usage: npm run train -- --data <set> --arch B_<depth>-Wi_<width> --epochs <n> --out <models dir> [options]
 
@@ -16,13 +16,21 @@ Data and model
   --size <px>             input width = height (default ${D.size}); every image goes through the server's preprocessing
   --channels <1|3>        input channels (default ${D.channels})
   --max-examples <n>      train on the first n training images only
-  --max-eval-examples <n> evaluate on the first n test images only
+  --max-eval-examples <n> test on the first n test images only
+Validation and test
+  --val <n>               validation images held out of the training images, stratified by class (default ${D.val};
+                          0 = none): every epoch is scored on them, and choices are made on them
+  --val-seed <n>          seed of the hold-out (default ${D.valSeed}; independent of --seed)
+  --final-test / --no-final-test
+                          read the test split once, after the last epoch (default on); it chooses nothing
+  --refit                 train on training + validation images (a recipe and epoch count chosen on validation
+                          before); nothing is held out and the card says so
   --name <name>           model name = directory under --out (default <data>-<arch>)
 Recipe (paper defaults unless noted)
   --epochs <n>            epochs
   --batch-size <n>        (default ${D.batchSize})
-  --lr <x>                peak learning rate, LION (default ${D.lr}; RECIPE-NOTES)
-  --wd <x>                decoupled weight decay (default ${D.weightDecay}; RECIPE-NOTES)
+  --lr <x>                peak learning rate, LION (default ${D.lr}; docs/training.md)
+  --wd <x>                decoupled weight decay (default ${D.weightDecay}; docs/training.md)
   --beta1 <x> --beta2 <x> LION betas (default ${D.beta1}, ${D.beta2})
   --label-smoothing <x>   (default ${D.labelSmoothing})
   --mixup <alpha>         MixUp α, 0 = off (default ${D.mixup})
@@ -36,7 +44,7 @@ Recipe (paper defaults unless noted)
 Run
   --engine <name>         ${ENGINE_CHOICES.join(' | ')} (default ${D.engine}: ort when available, else tfjs)
   --out <dir>             models directory: writes <dir>/<name>/{model.onnx,model.json,train.jsonl,training.svg}
-  --eval-every <epochs>   evaluate and checkpoint every n epochs (default ${D.evalEvery})
+  --eval-every <epochs>   score the validation images and checkpoint every n epochs (default ${D.evalEvery})
   --checkpoint-dir <dir>  (default <out>/.checkpoints)
   --keep-checkpoints <n>  newest checkpoints kept (default ${D.keepCheckpoints})
   --resume [path]         continue from a checkpoint file, a directory's newest, or the checkpoint dir's newest
@@ -62,6 +70,7 @@ function parseTrainArgs(argv: string[]): TrainOptions {
       data: s, arch: s, epochs: s, out: s, name: s, size: s, channels: s, 'max-examples': s, 'max-eval-examples': s,
       'batch-size': s, lr: s, wd: s, beta1: s, beta2: s, 'label-smoothing': s, mixup: s, 'crop-scale': s, 'crop-ratio': s,
       flip: { type: 'boolean' }, 'no-flip': { type: 'boolean' }, translate: s, schedule: s, warmup: s, seed: s,
+      val: s, 'val-seed': s, 'final-test': { type: 'boolean' }, 'no-final-test': { type: 'boolean' }, refit: { type: 'boolean' },
       engine: s, 'eval-every': s, 'checkpoint-dir': s, 'keep-checkpoints': s, resume: s, 'cache-dir': s, 'log-every': s,
       help: { type: 'boolean', short: 'h' },
     },
@@ -72,6 +81,8 @@ function parseTrainArgs(argv: string[]): TrainOptions {
   }
   for (const k of ['data', 'arch', 'epochs', 'out'] as const) if (v[k] === undefined) throw new UsageError(`--${k} is required`);
   if (v.flip && v['no-flip']) throw new UsageError('--flip and --no-flip contradict each other');
+  if (v['final-test'] && v['no-final-test']) throw new UsageError('--final-test and --no-final-test contradict each other');
+  if (v.refit && v.val !== undefined && v.val !== '0') throw new UsageError('--refit holds nothing out: drop --val (or pass --val 0)');
   const cropScale = v['crop-scale'] === 'none' ? null : pair('crop-scale', v['crop-scale'], D.augment.cropScale!);
   const channels = num('channels', v.channels, D.channels);
   if (channels !== 1 && channels !== 3) throw new UsageError(`--channels ${channels} must be 1 or 3`);
@@ -103,6 +114,10 @@ function parseTrainArgs(argv: string[]): TrainOptions {
     schedule,
     warmupEpochs: num('warmup', v.warmup, D.warmupEpochs),
     seed: num('seed', v.seed, D.seed),
+    val: num('val', v.val, D.val, { integer: true, min: 0 }),
+    valSeed: num('val-seed', v['val-seed'], D.valSeed, { integer: true, min: 0 }),
+    finalTest: !v['no-final-test'],
+    refit: v.refit ?? false,
     evalEvery: num('eval-every', v['eval-every'], D.evalEvery),
     maxExamples: optional('max-examples', v['max-examples']),
     maxEvalExamples: optional('max-eval-examples', v['max-eval-examples']),
@@ -114,7 +129,7 @@ function parseTrainArgs(argv: string[]): TrainOptions {
     engine,
     cacheDir: v['cache-dir'],
     logEvery: num('log-every', v['log-every'], D.logEvery),
-    command: ['npm run train --', ...argv].map((a, i) => (i === 0 ? a : shellQuote(a))).join(' '),
+    command: commandLine('npm run train --', argv),
   };
 }
 

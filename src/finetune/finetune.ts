@@ -117,6 +117,8 @@ export async function finetune(o: FinetuneOptions, hooks: TrainHooks = {}): Prom
     augment: o.augment,
     seed: o.seed,
     evalEvery: o.epochs,
+    // Nothing is chosen here (the paper's fine-tuning recipe, fixed): no validation images, the test split once.
+    val: 0,
     maxExamples: o.maxExamples,
     maxEvalExamples: o.maxEvalExamples,
     size: card.input.width,

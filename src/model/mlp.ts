@@ -113,9 +113,14 @@ export function macsPerImage(cfg: MlpConfig): number {
   return cfg.inputDim * cfg.width + cfg.depth * 2 * cfg.width * h + cfg.width * cfg.classes;
 }
 
-/** FLOPs of one forward pass for one image: 2 per multiply-accumulate. Training costs ≈ 3× this. */
+/** FLOPs of one forward pass for one image: 2 per multiply-accumulate. */
 export function flopsPerImage(cfg: MlpConfig): number {
   return 2 * macsPerImage(cfg);
+}
+
+/** Training compute for `examples` images seen: forward + backward ≈ 3 forward passes (the paper's count). */
+export function trainingFlops(cfg: MlpConfig, examples: number): number {
+  return 3 * flopsPerImage(cfg) * examples;
 }
 
 function linearInit(rng: Rng, fanIn: number, fanOut: number): Linear {

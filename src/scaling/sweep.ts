@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { prepareSplit } from '../data/cache.js';
 import { shortHash } from '../data/dataset.js';
 import { openDataSource } from '../data/resolve.js';
-import { configFor, flopsPerImage, paramCount, type MlpConfig } from '../model/mlp.js';
+import { configFor, flopsPerImage, paramCount, trainingFlops, type MlpConfig } from '../model/mlp.js';
 import type { AugmentOptions } from '../train/augment.js';
 import type { EngineChoice } from '../train/engines/index.js';
 import { silentReporter, type Reporter } from '../train/progress.js';
@@ -171,7 +171,7 @@ export async function runSweep(o: SweepOptions): Promise<RunRecord[]> {
 
   const cells = o.archs.flatMap((arch) => {
     const cfg: MlpConfig = configFor(arch, r.expansion, r.channels * r.size * r.size, classes);
-    return o.examples.map((examples) => ({ arch, examples, cfg, compute: 3 * flopsPerImage(cfg) * examples }));
+    return o.examples.map((examples) => ({ arch, examples, cfg, compute: trainingFlops(cfg, examples) }));
   });
   cells.sort((a, b) => a.compute - b.compute);
 
@@ -205,6 +205,7 @@ export async function runSweep(o: SweepOptions): Promise<RunRecord[]> {
         warmupEpochs: 0,
         seed: r.seed,
         evalEvery: plan.epochs,
+        val: 0,
         maxExamples: plan.images < trainSize ? plan.images : undefined,
         maxEvalExamples: r.evalExamples,
         checkpointDir: join(work, 'checkpoints', id.replace(/[^A-Za-z0-9_.-]/g, '_')),
@@ -218,8 +219,8 @@ export async function runSweep(o: SweepOptions): Promise<RunRecord[]> {
       };
       const res = await train(opts, { reporter: say, signal: o.signal });
       if (res.stopped) break;
-      const last = res.evals.at(-1);
-      if (!last) throw new Error(`run ${id} finished without an evaluation`);
+      const test = res.test;
+      if (!test) throw new Error(`run ${id} finished without a test evaluation`);
       const record: RunRecord = {
         id,
         arch: cell.arch,
@@ -229,9 +230,9 @@ export async function runSweep(o: SweepOptions): Promise<RunRecord[]> {
         examplesSeen: res.examplesSeen,
         trainImages: plan.images,
         epochs: plan.epochs,
-        compute: 3 * flopsPerImage(cell.cfg) * res.examplesSeen,
-        testError: 1 - last.testAccuracy,
-        testLoss: last.testLoss,
+        compute: trainingFlops(cell.cfg, res.examplesSeen),
+        testError: 1 - test.accuracy,
+        testLoss: test.loss,
         testExamples: r.evalExamples ?? source.test.size,
         wallSeconds: res.wallSeconds,
         imagesPerSecond: res.imagesPerSecond,

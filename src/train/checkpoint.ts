@@ -16,8 +16,9 @@ export interface EvalRecord {
   epoch: number;
   step: number;
   examplesSeen: number;
-  testAccuracy: number;
-  testLoss: number;
+  /** On the validation images; absent when nothing is held out (`val` 0, or a refit). */
+  valAccuracy?: number;
+  valLoss?: number;
   /** Mean training loss (soft targets) over the epoch. */
   trainLoss: number;
   elapsedSeconds: number;

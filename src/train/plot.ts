@@ -1,4 +1,4 @@
-// The training plot: loss (train, per logged step; test, per evaluation) and test accuracy against epochs,
+// The training plot: loss (train, per logged step; validation, per evaluation) and validation accuracy against epochs,
 // drawn with vega-lite and rendered to SVG in Node (no browser, no canvas).
 
 import * as vega from 'vega';
@@ -8,15 +8,15 @@ export interface PlotPoints {
   /** Training loss as logged: epoch as a fraction (e.g. 2.5 = half-way through the third epoch). */
   train: { epoch: number; loss: number }[];
   /** One point per evaluation. */
-  evals: { epoch: number; testLoss: number; testAccuracy: number }[];
+  evals: { epoch: number; valLoss: number; valAccuracy: number }[];
 }
 
 export async function renderTrainingPlot(p: PlotPoints, title: string): Promise<string> {
   const losses = [
     ...p.train.map((r) => ({ epoch: r.epoch, loss: r.loss, series: 'train' })),
-    ...p.evals.map((r) => ({ epoch: r.epoch, loss: r.testLoss, series: 'test' })),
+    ...p.evals.map((r) => ({ epoch: r.epoch, loss: r.valLoss, series: 'validation' })),
   ];
-  const accuracy = p.evals.map((r) => ({ epoch: r.epoch, accuracy: r.testAccuracy }));
+  const accuracy = p.evals.map((r) => ({ epoch: r.epoch, accuracy: r.valAccuracy }));
   const x = { field: 'epoch', type: 'quantitative', title: 'epoch' } as const;
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -35,7 +35,7 @@ export async function renderTrainingPlot(p: PlotPoints, title: string): Promise<
         },
       },
       {
-        title: 'test accuracy',
+        title: 'validation accuracy',
         width: 360,
         height: 240,
         data: { values: accuracy },

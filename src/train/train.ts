@@ -9,8 +9,8 @@
 
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, writeFile, stat } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
-import { buildCard, writeModelDir } from '../export/export.js';
+import { join, resolve } from 'node:path';
+import { writeModelDir } from '../export/export.js';
 import type { ModelCard } from '../model/card.js';
 import {
   archName,
@@ -20,14 +20,17 @@ import {
   initWeights,
   paramCount,
   parseArch,
+  trainingFlops,
   type MlpConfig,
   type MlpWeights,
 } from '../model/mlp.js';
 import { prepareSplit, type CachedSplit } from '../data/cache.js';
+import { stratifiedHoldout, subsetSplit } from '../data/holdout.js';
 import { normalizeChw, type InputGeometry, type Normalization } from '../data/preprocess.js';
 import { openDataSource } from '../data/resolve.js';
 import { createRng, permutation } from '../util/rng.js';
-import { augment, isIdentity, validateAugment, type AugmentOptions } from './augment.js';
+import { augment, isIdentity } from './augment.js';
+import { trainedCard } from './card.js';
 import {
   checkpointName,
   latestCheckpoint,
@@ -37,101 +40,24 @@ import {
   type EvalRecord,
 } from './checkpoint.js';
 import type { Engine, TrainBatch } from './engines/engine.js';
-import { createEngine, ENGINE_CHOICES, type EngineChoice } from './engines/index.js';
-import { LION_BETAS } from './lion.js';
+import { createEngine } from './engines/index.js';
+import { evaluate, type Score } from './evaluate.js';
+import {
+  chooseNormalization,
+  defaultModelName,
+  heldOutCount,
+  recipeDifferences,
+  recipeOf,
+  streamSeed,
+  validateOptions,
+  type TrainOptions,
+} from './options.js';
 import { renderTrainingPlot } from './plot.js';
 import { formatDuration, silentReporter, type Reporter } from './progress.js';
-import { learningRate, type Schedule, type ScheduleKind } from './schedule.js';
+import { learningRate, type Schedule } from './schedule.js';
 import { mixup, smoothedTargets } from './targets.js';
 
-export interface TrainOptions {
-  /** Data set: `fashion-mnist`, `mnist`, `cifar10:DIR`, `cifar100:DIR`, `idx:DIR`, `folder:DIR` or a directory. */
-  data: string;
-  /** `B_<depth>-Wi_<width>`, or `S_<depth>-Wi_<width>` for the standard MLP. */
-  arch: string;
-  /** Hidden width of a block / width; the paper's 4. */
-  expansion: number;
-  epochs: number;
-  /** Models directory written: <out>/<name>/. */
-  out: string;
-  /** Model name (= its directory); default `<data>-<arch>`. */
-  name?: string;
-  batchSize: number;
-  /** Peak learning rate. LION wants ~3–10× less than AdamW (RECIPE-NOTES: 1e-4 on Fashion-MNIST). */
-  lr: number;
-  /** Decoupled weight decay (LION: p ← p·(1 − lr·wd)). */
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  /** Paper: 0.3. */
-  labelSmoothing: number;
-  /** MixUp α (Beta(α, α), one λ per batch); 0 = off. Paper: 0.8. */
-  mixup: number;
-  augment: AugmentOptions;
-  schedule: ScheduleKind;
-  /** Linear warm-up length in epochs (fractions allowed); paper: 0. */
-  warmupEpochs: number;
-  seed: number;
-  /** Evaluate (and checkpoint) every this many epochs; the last epoch always. */
-  evalEvery: number;
-  /** Train on the first N training images only (scaling runs). */
-  maxExamples?: number;
-  /** Evaluate on the first N test images only (fast checks); default all. */
-  maxEvalExamples?: number;
-  /** Default <out>/.checkpoints. */
-  checkpointDir?: string;
-  /** Checkpoints kept (the newest). */
-  keepCheckpoints: number;
-  /** A checkpoint .json, a directory (its newest), or true (the newest in checkpointDir). */
-  resume?: string | true;
-  /** Input geometry: size × size × channels; every image goes through the server's preprocessing to it. */
-  size: number;
-  channels: 1 | 3;
-  engine: EngineChoice;
-  /** Root of the preprocessed caches (default ./.cache/datasets). */
-  cacheDir?: string;
-  /** A train-loss record in the log and plot every this many steps. */
-  logEvery: number;
-  /** The command line, recorded in the card. */
-  command?: string;
-  /**
-   * Start from these weights instead of a fresh init (fine-tuning: a trained body with a new head). `from` is
-   * recorded in the card, whose provenance becomes `finetuned`.
-   */
-  init?: { weights: MlpWeights; from: string };
-  /** Input normalisation instead of the data set's (fine-tuning keeps the pretrained model's). */
-  normalization?: Normalization;
-  /** Multiplier of lr for everything but the head (fine-tuning: 0.1, the paper's). Default 1. */
-  bodyLrScale?: number;
-}
-
-/** The paper's recipe where it has a value; lr and wd from RECIPE-NOTES (the paper's are for batch 4096+). */
-export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'data' | 'arch' | 'epochs' | 'out'> = Object.freeze({
-  expansion: 4,
-  batchSize: 256,
-  lr: 1e-4,
-  weightDecay: 1.0,
-  beta1: LION_BETAS.beta1,
-  beta2: LION_BETAS.beta2,
-  labelSmoothing: 0.3,
-  mixup: 0.8,
-  augment: { cropScale: [0.08, 1] as const, cropRatio: [3 / 4, 4 / 3] as const, flip: true, translate: 0 },
-  schedule: 'cosine' as const,
-  warmupEpochs: 0,
-  seed: 0,
-  evalEvery: 1,
-  keepCheckpoints: 2,
-  size: 64,
-  channels: 1 as const,
-  engine: 'auto' as const,
-  logEvery: 10,
-});
-
-/** Options that decide the result: a resume must match them (engine, eval cadence and paths may change). */
-const RECIPE_KEYS = [
-  'data', 'arch', 'expansion', 'epochs', 'batchSize', 'lr', 'weightDecay', 'beta1', 'beta2', 'labelSmoothing',
-  'mixup', 'augment', 'schedule', 'warmupEpochs', 'seed', 'maxExamples', 'size', 'channels', 'bodyLrScale',
-] as const;
+export { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from './options.js';
 
 export interface TrainHooks {
   reporter?: Reporter;
@@ -160,58 +86,10 @@ export interface TrainResult {
   checkpoint?: string;
   /** Measured training throughput of this session (images/s, excluding evaluation). */
   imagesPerSecond: number;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Small pure helpers.
-
-export function validateOptions(o: TrainOptions): void {
-  parseArch(o.arch);
-  const posInt = (k: keyof TrainOptions, v: unknown) => {
-    if (!(Number.isInteger(v) && (v as number) >= 1)) throw new RangeError(`${k} ${String(v)} must be a whole number ≥ 1`);
-  };
-  posInt('epochs', o.epochs);
-  posInt('batchSize', o.batchSize);
-  posInt('expansion', o.expansion);
-  posInt('evalEvery', o.evalEvery);
-  posInt('keepCheckpoints', o.keepCheckpoints);
-  posInt('size', o.size);
-  posInt('logEvery', o.logEvery);
-  if (o.maxExamples !== undefined) posInt('maxExamples', o.maxExamples);
-  if (o.maxEvalExamples !== undefined) posInt('maxEvalExamples', o.maxEvalExamples);
-  if (!Number.isInteger(o.seed) || o.seed < 0) throw new RangeError(`seed ${o.seed} must be a whole number ≥ 0`);
-  if (!(o.lr > 0)) throw new RangeError(`lr ${o.lr} must be > 0`);
-  if (!(o.weightDecay >= 0)) throw new RangeError(`weight decay ${o.weightDecay} must be ≥ 0`);
-  if (!(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1)) throw new RangeError('betas must be in [0, 1)');
-  if (!(o.labelSmoothing >= 0 && o.labelSmoothing < 1)) throw new RangeError(`label smoothing ${o.labelSmoothing} must be in [0, 1)`);
-  if (!(o.mixup >= 0)) throw new RangeError(`mixup α ${o.mixup} must be ≥ 0`);
-  if (!(o.warmupEpochs >= 0)) throw new RangeError(`warm-up ${o.warmupEpochs} must be ≥ 0 epochs`);
-  if (o.schedule !== 'cosine' && o.schedule !== 'constant') throw new RangeError(`schedule "${String(o.schedule)}" is not cosine or constant`);
-  if (o.channels !== 1 && o.channels !== 3) throw new RangeError(`channels ${String(o.channels)} must be 1 or 3`);
-  if (!ENGINE_CHOICES.includes(o.engine)) throw new RangeError(`engine "${String(o.engine)}" is not one of ${ENGINE_CHOICES.join(', ')}`);
-  validateAugment(o.augment);
-  if (o.bodyLrScale !== undefined && !(o.bodyLrScale >= 0 && Number.isFinite(o.bodyLrScale)))
-    throw new RangeError(`body lr scale ${o.bodyLrScale} must be a finite number ≥ 0`);
-  // Checked now, not when the card is written after hours of training.
-  if (o.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(o.name))
-    throw new RangeError(`name "${o.name}" must be 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
-}
-
-/** Independent random streams from one seed: stream 1 = epoch order, 2 = a step's augmentation and MixUp. */
-export function streamSeed(seed: number, stream: number, index: number): number {
-  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(stream + 1, 0xc2b2ae35) ^ Math.imul(index + 1, 0x27d4eb2f);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-export function defaultModelName(data: string, arch: string): string {
-  const base = /^(?:idx|cifar10|cifar100|folder):(.+)$/.exec(data)?.[1] ?? data;
-  const stem = basename(resolve(base)); // a data set name, or the last part of its directory
-  return `${stem}-${arch}`.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
+  /** Validation score after the last epoch (none when nothing is held out). */
+  val?: Score;
+  /** The test split's score, read once after training (`finalTest`). */
+  test?: Score;
 }
 
 interface BatchBuffers {
@@ -246,63 +124,6 @@ function makeBatch(
   return { x: buf.x, y: buf.y, size: indices.length };
 }
 
-/** Top-1 accuracy and mean cross-entropy on the centre view (the cached image, exactly what the server sees). */
-export async function evaluate(
-  engine: Engine,
-  data: CachedSplit,
-  geo: InputGeometry,
-  norm: Normalization,
-  classes: number,
-  batchSize = 500,
-): Promise<{ accuracy: number; loss: number }> {
-  const d = geo.channels * geo.height * geo.width;
-  const x = new Float32Array(batchSize * d);
-  let correct = 0;
-  let lossSum = 0;
-  for (let start = 0; start < data.size; start += batchSize) {
-    const n = Math.min(batchSize, data.size - start);
-    for (let k = 0; k < n; k++) normalizeChw(data.pixels(start + k), geo, norm, x, k * d);
-    const logits = await engine.predict(n === batchSize ? x : x.subarray(0, n * d), n);
-    for (let k = 0; k < n; k++) {
-      const row = logits.subarray(k * classes, (k + 1) * classes);
-      let best = 0;
-      let max = -Infinity;
-      for (let c = 0; c < classes; c++) if (row[c] > max) [max, best] = [row[c], c];
-      let z = 0;
-      for (let c = 0; c < classes; c++) z += Math.exp(row[c] - max);
-      const label = data.labels[start + k];
-      lossSum += Math.log(z) + max - row[label];
-      if (best === label) correct++;
-    }
-  }
-  return { accuracy: correct / data.size, loss: lossSum / data.size };
-}
-
-/**
- * The data set's customary normalisation when it fits the channels asked for (a grey set's single value repeated
- * for 3 channels), else the statistics of the training cache (e.g. CIFAR read as grey, image folders).
- */
-export function chooseNormalization(
-  known: Normalization | undefined,
-  stats: { mean: number[]; std: number[] },
-  channels: 1 | 3,
-): Normalization {
-  if (known?.mean.length === channels) return { mean: [...known.mean], std: [...known.std] };
-  if (known?.mean.length === 1) return { mean: Array(channels).fill(known.mean[0]), std: Array(channels).fill(known.std[0]) };
-  const round = (v: number) => Math.round(v * 100) / 100;
-  return { mean: stats.mean.map(round), std: stats.std.map((s) => Math.max(round(s), 1)) };
-}
-
-function recipeOf(o: TrainOptions): Record<string, unknown> {
-  return Object.fromEntries(RECIPE_KEYS.map((k) => [k, o[k] ?? null]));
-}
-
-function recipeDifferences(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
-  return RECIPE_KEYS.filter((k) => JSON.stringify(a[k] ?? null) !== JSON.stringify(b[k] ?? null)).map(
-    (k) => `${k}: checkpoint ${JSON.stringify(a[k])}, now ${JSON.stringify(b[k])}`,
-  );
-}
-
 async function resolveResume(o: TrainOptions, checkpointDir: string): Promise<string | undefined> {
   if (!o.resume) return undefined;
   const where = o.resume === true ? checkpointDir : resolve(o.resume);
@@ -310,6 +131,21 @@ async function resolveResume(o: TrainOptions, checkpointDir: string): Promise<st
   const path = st?.isDirectory() ? await latestCheckpoint(where) : st?.isFile() ? where : undefined;
   if (!path) throw new RangeError(`--resume: no checkpoint in ${where}`);
   return path;
+}
+
+
+/** Caching progress: a line every 5 s and at the end (decoding 60k images takes ~30 s). */
+function cacheOptions(o: TrainOptions, say: Reporter, what: string, limit?: number) {
+  let last = performance.now();
+  return {
+    root: o.cacheDir,
+    limit,
+    onProgress: (done: number, total: number) => {
+      if (done < total && performance.now() - last < 5000) return;
+      last = performance.now();
+      say.line(`caching ${what} at ${o.size}×${o.size}×${o.channels}: ${done}/${total} images`);
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -321,26 +157,16 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
   const checkpointDir = resolve(o.checkpointDir ?? join(o.out, '.checkpoints'));
   const resumeFrom = await resolveResume(o, checkpointDir);
 
-  // --- Data: every image decoded once, through the server's preprocessing, into the cache.
+  // --- Data: every image decoded once, through the server's preprocessing, into the cache; the validation images
+  // held out of the training ones. The test split is not opened until training is over.
   const geo: InputGeometry = { width: o.size, height: o.size, channels: o.channels };
   const source = await openDataSource(o.data, { log: (m) => say.line(m) });
-  const cacheOpts = (what: string, limit?: number) => {
-    let last = performance.now();
-    return {
-      root: o.cacheDir,
-      limit,
-      // Decoding 60k images takes ~30 s: a line every 5 s and at the end.
-      onProgress: (done: number, total: number) => {
-        if (done < total && performance.now() - last < 5000) return;
-        last = performance.now();
-        say.line(`caching ${what} at ${o.size}×${o.size}×${o.channels}: ${done}/${total} images`);
-      },
-    };
-  };
-  const trainData = await prepareSplit(source.train, geo, cacheOpts(`${source.name} ${source.train.split}`, o.maxExamples));
-  const testData = await prepareSplit(source.test, geo, cacheOpts(`${source.name} ${source.test.split}`, o.maxEvalExamples));
+  const loaded = await prepareSplit(source.train, geo, cacheOptions(o, say, `${source.name} ${source.train.split}`, o.maxExamples));
+  const holdout = stratifiedHoldout(loaded.labels, heldOutCount(o, loaded.size), o.valSeed);
+  const trainData = holdout.val.length ? subsetSplit(loaded, holdout.train) : loaded;
+  const valData = holdout.val.length ? subsetSplit(loaded, holdout.val) : undefined;
   const classes = source.train.classes.length;
-  const norm = o.normalization ?? chooseNormalization(source.normalization, trainData.meta.stats, o.channels);
+  const norm = o.normalization ?? chooseNormalization(source.normalization, loaded.meta.stats, o.channels);
 
   // --- Model and engine: fresh, or exactly where a checkpoint left off.
   const cfg: MlpConfig = configFor(o.arch, o.expansion, geo.channels * geo.height * geo.width, classes);
@@ -373,23 +199,18 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
   const batchSize = Math.min(o.batchSize, trainData.size);
   const stepsPerEpoch = Math.floor(trainData.size / batchSize); // the last partial batch is dropped, as FFCV does
   const totalSteps = o.epochs * stepsPerEpoch;
-  const schedule: Schedule = {
-    kind: o.schedule,
-    lr: o.lr,
-    totalSteps,
-    warmupSteps: Math.round(o.warmupEpochs * stepsPerEpoch),
-  };
+  const schedule: Schedule = { kind: o.schedule, lr: o.lr, totalSteps, warmupSteps: Math.round(o.warmupEpochs * stepsPerEpoch) };
   const flops = flopsPerImage(cfg);
   const wall = () => elapsedBefore + (performance.now() - sessionStart) / 1000;
   record({
     type: 'start', time: new Date().toISOString(), options: { ...o, resume: resumeFrom ?? null, init: o.init ? { from: o.init.from } : null }, engine: engine.name,
-    cfg, params: paramCount(cfg), flopsPerImage: flops, trainExamples: trainData.size, testExamples: testData.size,
+    cfg, params: paramCount(cfg), flopsPerImage: flops, trainExamples: trainData.size, valExamples: holdout.val.length,
     normalization: norm, stepsPerEpoch, totalSteps,
   });
   say.line(
     `${archName(cfg)} (${(paramCount(cfg) / 1e6).toFixed(2)}M params, ${(flops / 1e6).toFixed(1)} MFLOPs/image) on ` +
-      `${source.name} ${trainData.size} train / ${testData.size} ${source.test.split} images at ${o.size}×${o.size}×${o.channels}, ` +
-      `${o.epochs} epochs × ${stepsPerEpoch} steps of ${batchSize}, engine ${engine.name}`,
+      `${source.name} ${trainData.size} train / ${holdout.val.length} validation images${o.refit ? ' (refit on train + validation)' : ''} ` +
+      `at ${o.size}×${o.size}×${o.channels}, ${o.epochs} epochs × ${stepsPerEpoch} steps of ${batchSize}, engine ${engine.name}`,
   );
 
   // Two sets of batch buffers: the next batch is built into one while the engine still reads the other.
@@ -422,15 +243,13 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
       recipe: recipeOf(o), cfg, step, epoch: step / stepsPerEpoch, examplesSeen: step * batchSize,
       elapsedSeconds: wall(), epochLoss, evals, curve, windowLoss, normalization: norm, engine: engine.name,
     };
-    const label = checkpointName(Math.floor(step / stepsPerEpoch), step, 3 * flops * step * batchSize);
+    const label = checkpointName(Math.floor(step / stepsPerEpoch), step, trainingFlops(cfg, step * batchSize));
     checkpoint = await saveCheckpoint(checkpointDir, label, meta, await engine.readWeights(), await engine.readMomentum());
     await pruneCheckpoints(checkpointDir, o.keepCheckpoints);
   };
   const plot = async () => {
-    const svg = await renderTrainingPlot(
-      { train: curve, evals: evals.map((e) => ({ epoch: e.epoch, testLoss: e.testLoss, testAccuracy: e.testAccuracy })) },
-      `${archName(cfg)} on ${source.name}, ${o.size}×${o.size}×${o.channels}, seed ${o.seed}`,
-    );
+    const scored = evals.flatMap((e) => (e.valLoss === undefined ? [] : [{ epoch: e.epoch, valLoss: e.valLoss, valAccuracy: e.valAccuracy! }]));
+    const svg = await renderTrainingPlot({ train: curve, evals: scored }, `${archName(cfg)} on ${source.name}, ${o.size}×${o.size}×${o.channels}, seed ${o.seed}`);
     await writeFile(join(modelDir, 'training.svg'), svg);
   };
 
@@ -438,21 +257,22 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
     for (; ; step++) {
       const epoch = Math.floor(step / stepsPerEpoch);
 
-      // 1. End of an epoch: evaluate and checkpoint when due.
+      // 1. End of an epoch: score the validation images and checkpoint when due.
       if (step > startStep && step % stepsPerEpoch === 0) {
         const trainLoss = epochLoss.sum / Math.max(1, epochLoss.count);
         epochLoss = { sum: 0, count: 0 };
         if (epoch % o.evalEvery === 0 || step === totalSteps) {
-          const test = await evaluate(engine, testData, geo, norm, classes);
+          const val = valData && (await evaluate(engine, valData, geo, norm, classes));
           const e: EvalRecord = {
-            epoch, step, examplesSeen: step * batchSize, testAccuracy: test.accuracy, testLoss: test.loss,
-            trainLoss, elapsedSeconds: wall(),
+            epoch, step, examplesSeen: step * batchSize, trainLoss, elapsedSeconds: wall(),
+            ...(val ? { valAccuracy: val.accuracy, valLoss: val.loss } : {}),
           };
           evals.push(e);
           record({ type: 'eval', ...e });
           say.line(
-            `epoch ${epoch}/${o.epochs}  train loss ${e.trainLoss.toFixed(4)}  test loss ${e.testLoss.toFixed(4)}  ` +
-              `test top-1 ${(100 * e.testAccuracy).toFixed(2)}%  (${formatDuration(e.elapsedSeconds)})`,
+            `epoch ${epoch}/${o.epochs}  train loss ${e.trainLoss.toFixed(4)}` +
+              (val ? `  val loss ${val.loss.toFixed(4)}  val top-1 ${(100 * val.accuracy).toFixed(2)}%` : '') +
+              `  (${formatDuration(e.elapsedSeconds)})`,
           );
           await writeCheckpoint();
           await plot();
@@ -503,59 +323,48 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
       });
       hooks.onStep?.({ step, loss, lr });
     }
-  } catch (err) {
-    await engine.dispose();
-    throw err;
+
+    // 6. Once, after the last epoch: the test split.
+    const imagesPerSecond = ((step - startStep) * batchSize) / Math.max(trainSeconds, 1e-9);
+    const last = evals.at(-1);
+    const val = last?.valAccuracy !== undefined ? { accuracy: last.valAccuracy, loss: last.valLoss! } : undefined;
+    const base = { cfg, normalization: norm, evals, steps: step, examplesSeen: step * batchSize, engine: engine.name, checkpoint, imagesPerSecond, val };
+    if (stopped) return { ...base, wallSeconds: wall(), stopped: true };
+    let test: Score | undefined;
+    let testExamples = 0;
+    if (o.finalTest) {
+      const testData = await prepareSplit(source.test, geo, cacheOptions(o, say, `${source.name} ${source.test.split}`, o.maxEvalExamples));
+      try {
+        test = await evaluate(engine, testData, geo, norm, classes);
+        testExamples = testData.size;
+      } finally {
+        testData.close();
+      }
+      record({ type: 'test', split: source.test.split, examples: testExamples, accuracy: test.accuracy, loss: test.loss });
+      say.line(`${source.test.split} (read once, ${testExamples} images): loss ${test.loss.toFixed(4)}  top-1 ${(100 * test.accuracy).toFixed(2)}%`);
+    }
+
+    // --- Export: the same weights, ONNX + card, servable as is.
+    const weights = await engine.readWeights();
+    const wallSeconds = wall();
+    const card = trainedCard(o, {
+      name, cfg, labels: source.train.classes, input: geo, normalization: norm,
+      data: { name: source.name, trainSplit: source.train.split, testSplit: source.test.split },
+      trainExamples: trainData.size, valIndices: holdout.val, testExamples, batchSize, steps: step, wallSeconds,
+      engine: engine.name, imagesPerSecond, val, test,
+    });
+    await writeModelDir(modelDir, cfg, weights, card);
+    await plot();
+    const pct = (s?: Score) => (s ? `${(100 * s.accuracy).toFixed(2)}%` : 'n/a');
+    say.line(
+      `wrote ${modelDir} (val top-1 ${pct(val)}, test top-1 ${pct(test)}, ${formatDuration(wallSeconds)}, ` +
+        `${imagesPerSecond.toFixed(0)} img/s); serve it with MODELS_DIR=${o.out} npm start`,
+    );
+    return { ...base, modelDir, card, weights, wallSeconds, stopped: false, test };
   } finally {
     say.done();
     await new Promise<void>((res) => log.end(res));
-    trainData.close();
-    testData.close();
-  }
-
-  const imagesPerSecond = ((step - startStep) * batchSize) / Math.max(trainSeconds, 1e-9);
-  const base = { cfg, normalization: norm, evals, steps: step, examplesSeen: step * batchSize, engine: engine.name, checkpoint, imagesPerSecond };
-  if (stopped) {
+    loaded.close();
     await engine.dispose();
-    return { ...base, wallSeconds: wall(), stopped: true };
   }
-
-  // --- Export: the same weights, ONNX + card, servable as is.
-  const weights = await engine.readWeights();
-  await engine.dispose();
-  const last = evals.at(-1);
-  const wallSeconds = wall();
-  const card = buildCard({
-    name,
-    cfg,
-    labels: source.train.classes,
-    input: geo,
-    normalization: norm,
-    provenance: {
-      kind: o.init ? 'finetuned' : 'trained',
-      command: o.command,
-      ...(o.init ? { from: o.init.from, bodyLrScale: o.bodyLrScale ?? 1 } : {}),
-      dataset: { name: source.name, trainSplit: source.train.split, testSplit: source.test.split, trainExamples: trainData.size, testExamples: testData.size },
-      recipe: {
-        optimizer: 'lion', lr: o.lr, weightDecay: o.weightDecay, betas: [o.beta1, o.beta2], batchSize, schedule: o.schedule,
-        warmupEpochs: o.warmupEpochs, labelSmoothing: o.labelSmoothing, mixupAlpha: o.mixup, augment: o.augment,
-      },
-      seed: o.seed,
-      epochs: o.epochs,
-      steps: step,
-      examplesSeen: step * batchSize,
-      computeFlops: 3 * flops * step * batchSize,
-      wallSeconds: Math.round(wallSeconds),
-      engine: engine.name,
-      trainImagesPerSecond: Math.round(imagesPerSecond),
-    },
-    metrics: last ? { testTop1: last.testAccuracy, testLoss: last.testLoss } : {},
-  });
-  await writeModelDir(modelDir, cfg, weights, card);
-  await plot();
-  say.line(
-    `wrote ${modelDir} (test top-1 ${last ? (100 * last.testAccuracy).toFixed(2) + '%' : 'n/a'}, ${formatDuration(wallSeconds)}, ` +
-      `${imagesPerSecond.toFixed(0)} img/s); serve it with MODELS_DIR=${resolve(o.out)} npm start`,
-  );
-  return { ...base, modelDir, card, weights, wallSeconds, stopped: false };
 }

@@ -4,6 +4,8 @@
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
+import { relative } from 'node:path';
+
 /** A bad command line: the CLIs print the message and the usage, and exit 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -102,4 +104,16 @@ export function list<T>(name: string, v: string | undefined, fallback: readonly 
 /** Quotes one argument for a POSIX shell, only where needed. */
 export function shellQuote(a: string): string {
   return /^[A-Za-z0-9_./:=,@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * A command line as recorded in a card or a sweep row: absolute paths (also after a `scheme:` prefix, as in
+ * `idx:/data/x`) rewritten relative to the working directory, so the record names no machine's directories.
+ */
+export function commandLine(prefix: string, argv: readonly string[], cwd = process.cwd()): string {
+  const portable = (a: string) => {
+    const m = /^([a-z0-9]+:)?(\/.*)$/.exec(a);
+    return m ? (m[1] ?? '') + (relative(cwd, m[2]) || '.') : a;
+  };
+  return [prefix, ...argv.map((a) => shellQuote(portable(a)))].join(' ');
 }

@@ -1,7 +1,7 @@
 // The train loop's small pure helpers: normalisation choice per channel count, independent seeded streams,
 // default model names, option validation.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TRAIN_OPTIONS, chooseNormalization, defaultModelName, streamSeed, validateOptions } from '../../src/train/train.js';
+import { DEFAULT_TRAIN_OPTIONS, chooseNormalization, defaultModelName, heldOutCount, streamSeed, validateOptions } from '../../src/train/options.js';
 
 const stats = { mean: [10.123, 20.456, 30.789], std: [5.555, 0.2, 7] };
 
@@ -46,5 +46,14 @@ describe('validateOptions', () => {
     [{ augment: { ...ok.augment, cropScale: [0, 1] as [number, number] } }, /crop scale/],
   ])('BAD CALL - %j is a RangeError', (patch, message) => {
     expect(() => validateOptions({ ...ok, ...patch })).toThrow(message);
+  });
+});
+
+describe('heldOutCount', () => {
+  it('holds out val images, none when refitting, and refuses a hold-out as large as what is left', () => {
+    expect(heldOutCount({ val: 5000, refit: false }, 60000)).toBe(5000);
+    expect(heldOutCount({ val: 5000, refit: true }, 60000)).toBe(0);
+    expect(heldOutCount({ val: 0, refit: false }, 100)).toBe(0);
+    expect(() => heldOutCount({ val: 5000, refit: false }, 4096)).toThrow(/val 5000 must be less than half of the 4096 training images loaded/);
   });
 });

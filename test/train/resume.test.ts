@@ -19,7 +19,8 @@ const opts = (out: string): TrainOptions => ({
   name: 'r',
   size: 16,
   channels: 1,
-  maxExamples: 512,
+  maxExamples: 576,
+  val: 64, // 512 left to train on: 8 steps an epoch
   maxEvalExamples: 200,
   batchSize: 64,
   lr: 1e-3,
@@ -38,7 +39,7 @@ afterAll(async () => {
 });
 
 describe('resume', () => {
-  it('stop at step 5 of 16, resume: same weights, evaluations and metrics as the uninterrupted run', async () => {
+  it('stop at step 5 of 16 (8 an epoch), resume: same weights, evaluations and metrics as the uninterrupted run', async () => {
     const whole = await train(opts(join(root, 'whole')));
 
     const controller = new AbortController();
@@ -58,7 +59,7 @@ describe('resume', () => {
     expect(b.weights).toEqual(a.weights);
     expect(withoutTimes(second.evals)).toEqual(withoutTimes(whole.evals));
     expect(second.card!.metrics).toEqual(whole.card!.metrics);
-    expect(second.card!.provenance).toMatchObject({ examplesSeen: 2 * 512, steps: 16 });
+    expect(second.card!.provenance).toMatchObject({ examplesSeen: 2 * 512, steps: 16, dataset: { trainExamples: 512, valExamples: 64 } });
     // The resumed log continues the first one: one start line per session, evaluations once each.
     const log = (await readFile(join(second.modelDir!, 'train.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     expect(log.filter((l) => l.type === 'start')).toHaveLength(2);

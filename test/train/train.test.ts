@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCard } from '../../src/model/card.js';
@@ -28,6 +28,7 @@ const opts = (dir: string): TrainOptions => ({
   size: 28,
   channels: 1,
   maxExamples: 4096,
+  val: 512,
   maxEvalExamples: 1000,
   batchSize: 128,
   lr: 1e-3,
@@ -48,12 +49,14 @@ afterAll(async () => {
 });
 
 describe('train', () => {
-  it('learns: test accuracy far above chance (10%), loss falls', () => {
+  it('learns: validation accuracy far above chance (10%) every epoch, loss falls; the test split is scored once at the end', () => {
     expect(result.stopped).toBe(false);
     expect(result.evals.map((e) => e.epoch)).toEqual([1, 2, 3]);
-    expect(result.evals.at(-1)!.testAccuracy).toBeGreaterThan(0.7);
-    expect(result.evals.at(-1)!.testLoss).toBeLessThan(result.evals[0].testLoss + 0.05);
-    expect(result.steps).toBe(3 * 32);
+    expect(result.evals.at(-1)!.valAccuracy).toBeGreaterThan(0.7);
+    expect(result.evals.at(-1)!.valLoss).toBeLessThan(result.evals[0].valLoss! + 0.05);
+    expect(result.val).toEqual({ accuracy: result.evals.at(-1)!.valAccuracy, loss: result.evals.at(-1)!.valLoss });
+    expect(result.test!.accuracy).toBeGreaterThan(0.7);
+    expect(result.steps).toBe(3 * 28); // (4096 − 512 held out) / 128
   });
 
   it('writes <out>/<name>/ with a valid card recording the run, a JSONL log and an SVG plot', async () => {
@@ -62,23 +65,32 @@ describe('train', () => {
     const card = await readCard(dir);
     expect(card.arch.name).toBe('B_1-Wi_64');
     expect(card.input).toEqual({ width: 28, height: 28, channels: 1, layout: 'CHW' });
-    expect(card.metrics.testTop1).toBe(result.evals.at(-1)!.testAccuracy);
+    expect(card.metrics).toEqual({
+      valTop1: result.val!.accuracy, valLoss: result.val!.loss, testTop1: result.test!.accuracy, testLoss: result.test!.loss,
+    });
     const p = card.provenance as Record<string, any>;
     expect(p.kind).toBe('trained');
     expect(p.command).toBe('test/train/train.test.ts');
-    expect(p.dataset).toMatchObject({ name: 'fashion-mnist', trainSplit: 'train', testSplit: 'test', trainExamples: 4096 });
-    expect(p.examplesSeen).toBe(3 * 4096);
-    expect(p.computeFlops).toBe(3 * flopsPerImage(result.cfg) * 3 * 4096);
+    expect(p.dataset).toMatchObject({ name: 'fashion-mnist', trainSplit: 'train', testSplit: 'test', trainExamples: 3584, valExamples: 512, testExamples: 1000 });
+    expect(p.examplesSeen).toBe(3 * 3584);
+    expect(p.computeFlops).toBe(3 * flopsPerImage(result.cfg) * 3 * 3584);
+    // The held-out images, by index into the training split, with each class in proportion.
+    expect(p.split).toMatchObject({ refit: false, validation: { from: 'train', examples: 512, stratified: true, seed: 0, ofFirst: 4096 } });
+    const held: number[] = p.split.validation.indices;
+    expect(new Set(held).size).toBe(512);
+    expect(held.every((i) => Number.isInteger(i) && i >= 0 && i < 4096)).toBe(true);
+    expect(Object.keys(p.split.metrics)).toEqual(['valTop1', 'testTop1']);
     expect(p.recipe).toMatchObject({ optimizer: 'lion', lr: 1e-3, labelSmoothing: 0.1, mixupAlpha: 0 });
     expect(p).toMatchObject({ seed: 0, epochs: 3, engine: 'tfjs-wasm' });
     expect(p.wallSeconds).toBeGreaterThanOrEqual(0);
     const lines = (await readFile(join(dir, 'train.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     expect(lines[0].type).toBe('start');
     expect(lines.filter((l) => l.type === 'eval')).toHaveLength(3);
+    expect(lines.filter((l) => l.type === 'test')).toEqual([{ type: 'test', split: 'test', examples: 1000, accuracy: result.test!.accuracy, loss: result.test!.loss }]);
     expect(lines.filter((l) => l.type === 'step').length).toBeGreaterThanOrEqual(9);
     const svg = await readFile(join(dir, 'training.svg'), 'utf8');
     expect(svg).toMatch(/^<svg/);
-    expect(svg).toContain('test accuracy');
+    expect(svg).toContain('validation accuracy');
   });
 
   it('the service on <out> classifies PNG uploads exactly as the engine predicts on the same images', async () => {
@@ -120,7 +132,7 @@ describe('train', () => {
   it('the CLI trains and exports with the documented flags (plus subset flags to stay fast)', async () => {
     const cliOut = join(out, 'cli');
     const args = ['scripts/train.ts', '--data', 'fashion-mnist', '--arch', 'B_2-Wi_128', '--epochs', '1', '--out', cliOut,
-      '--size', '28', '--max-examples', '1024', '--max-eval-examples', '500', '--engine', 'tfjs'];
+      '--size', '28', '--max-examples', '1024', '--val', '200', '--max-eval-examples', '500', '--engine', 'tfjs'];
     const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -129,16 +141,22 @@ describe('train', () => {
     const code = await new Promise<number | null>((res) => child.on('close', res));
     expect(stderr).not.toMatch(/Error/);
     expect(code).toBe(0);
-    expect(stdout).toMatch(/epoch 1\/1 .*test top-1 \d+\.\d\d%/);
+    expect(stdout).toMatch(/epoch 1\/1 .*val loss \d+\.\d+ +val top-1 \d+\.\d\d%/);
+    expect(stdout).not.toMatch(/epoch .*test/);
+    expect(stdout.match(/^test \(read once, 500 images\): loss \d+\.\d+ +top-1 \d+\.\d\d%$/gm)).toHaveLength(1);
     const card = await readCard(join(cliOut, 'fashion-mnist-B_2-Wi_128'));
-    expect(card.provenance.command).toBe(`npm run train -- ${args.slice(1).join(' ')}`);
+    // The card names no machine's directories: --out is recorded relative to the working directory.
+    const recorded = args.slice(1).map((a) => (a === cliOut ? relative(process.cwd(), cliOut) : a));
+    expect(card.provenance.command).toBe(`npm run train -- ${recorded.join(' ')}`);
+    expect(card.provenance.command).not.toContain(' /');
+    expect(card.metrics).toMatchObject({ valTop1: expect.any(Number), testTop1: expect.any(Number) });
     expect(card.input.width).toBe(28);
   }, 60_000);
 
   it('Ctrl-C (SIGINT to the process group, as npm run train gets it) checkpoints, exits 130, and --resume finishes', async () => {
     const sigOut = join(out, 'sigint');
     const args = ['--import', 'tsx', 'scripts/train.ts', '--data', 'fashion-mnist', '--arch', 'B_1-Wi_32', '--epochs', '2',
-      '--out', sigOut, '--size', '16', '--max-examples', '2048', '--max-eval-examples', '200', '--batch-size', '32', '--engine', 'tfjs'];
+      '--out', sigOut, '--size', '16', '--max-examples', '2048', '--val', '0', '--max-eval-examples', '200', '--batch-size', '32', '--engine', 'tfjs'];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let stdout = '';
     let stderr = '';

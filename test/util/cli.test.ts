@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { UsageError, choice, isUsageError, list, num, parseFlags, parsed, required } from '../../src/util/cli.js';
+import { UsageError, choice, commandLine, isUsageError, list, num, parseFlags, parsed, required } from '../../src/util/cli.js';
 
 const run = promisify(execFile);
 
@@ -73,4 +73,13 @@ describe('the CLIs exit codes', () => {
     expect(r.stderr).toMatch(/Unknown option '--no-such-flag'/);
     expect(r.stderr).toMatch(/usage: npm run /i);
   }, 60_000);
+});
+
+describe('commandLine', () => {
+  it('rewrites absolute paths, also after a scheme prefix, relative to the working directory; quotes where needed', () => {
+    const argv = ['--out', '/work/runs/A', '--data', 'idx:/work/data/x', '--name', 'my model', '--lr', '1e-4', '--from', '/work/app'];
+    expect(commandLine('npm run train --', argv, '/work/app')).toBe(
+      "npm run train -- --out ../runs/A --data idx:../data/x --name 'my model' --lr 1e-4 --from .",
+    );
+  });
 });
