@@ -3,12 +3,10 @@
 
 import type { CachedSplit } from '../data/cache.js';
 import { normalizeChw, type InputGeometry, type Normalization } from '../data/preprocess.js';
+import { ScoreTally, type Score } from '../model/score.js';
 import type { Engine } from './engines/engine.js';
 
-export interface Score {
-  accuracy: number;
-  loss: number;
-}
+export type { Score } from '../model/score.js';
 
 export async function evaluate(
   engine: Engine,
@@ -20,23 +18,12 @@ export async function evaluate(
 ): Promise<Score> {
   const d = geo.channels * geo.height * geo.width;
   const x = new Float32Array(batchSize * d);
-  let correct = 0;
-  let lossSum = 0;
+  const tally = new ScoreTally(classes);
   for (let start = 0; start < data.size; start += batchSize) {
     const n = Math.min(batchSize, data.size - start);
     for (let k = 0; k < n; k++) normalizeChw(data.pixels(start + k), geo, norm, x, k * d);
     const logits = await engine.predict(n === batchSize ? x : x.subarray(0, n * d), n);
-    for (let k = 0; k < n; k++) {
-      const row = logits.subarray(k * classes, (k + 1) * classes);
-      let best = 0;
-      let max = -Infinity;
-      for (let c = 0; c < classes; c++) if (row[c] > max) [max, best] = [row[c], c];
-      let z = 0;
-      for (let c = 0; c < classes; c++) z += Math.exp(row[c] - max);
-      const label = data.labels[start + k];
-      lossSum += Math.log(z) + max - row[label];
-      if (best === label) correct++;
-    }
+    tally.add(logits, data.labels.subarray(start, start + n));
   }
-  return { accuracy: correct / data.size, loss: lossSum / data.size };
+  return tally.score();
 }

@@ -70,7 +70,7 @@ describe('resume', () => {
     await expect(train({ ...opts(join(root, 'split')), lr: 5e-4, resume: true })).rejects.toThrow(
       /options differ from the checkpoint's: lr: checkpoint 0\.001, now 0\.0005/,
     );
-  });
+  }, 30_000);
 
   it('BAD CALL - a model name that cannot be a directory is refused before any work', async () => {
     await expect(train({ ...opts(join(root, 'bad')), name: '../evil' })).rejects.toThrow(/name "\.\.\/evil" must be/);
