@@ -19,7 +19,6 @@ import {
   flopsPerImage,
   initWeights,
   paramCount,
-  parseArch,
   trainingFlops,
   type MlpConfig,
   type MlpWeights,
