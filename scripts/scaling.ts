@@ -106,7 +106,8 @@ async function main(argv: string[]): Promise<void> {
           bar.done();
           const r = e.record;
           process.stdout.write(
-            `[${e.index + 1}/${e.total}] ${r.arch} × ${r.examples} examples: test error ${(100 * r.testError).toFixed(2)}% ` +
+            `[${e.index + 1}/${e.total}] ${r.arch} × ${r.examples} examples: val error ${(100 * r.valError).toFixed(2)}% ` +
+              `(test ${(100 * r.testError).toFixed(2)}%) ` +
               `(${formatDuration(r.wallSeconds)}, ${r.imagesPerSecond.toFixed(0)} img/s, lr ${r.lr.toExponential(1)}; ` +
               `${formatDuration((performance.now() - started) / 1000)} so far)\n`,
           );

@@ -2,7 +2,9 @@
 // Ctrl-C once stops after the current step and writes a checkpoint (`--resume` continues it); twice quits at once.
 
 import { parseArgs } from 'node:util';
+import { relative } from 'node:path';
 import { DatasetMissingError } from '../src/data/resolve.js';
+import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { ENGINE_CHOICES, type EngineChoice } from '../src/train/engines/index.js';
 import { terminalReporter } from '../src/train/progress.js';
 import { DEFAULT_TRAIN_OPTIONS as D, train, type TrainOptions } from '../src/train/train.js';
@@ -48,6 +50,8 @@ Run
   --checkpoint-dir <dir>  (default <out>/.checkpoints)
   --keep-checkpoints <n>  newest checkpoints kept (default ${D.keepCheckpoints})
   --resume [path]         continue from a checkpoint file, a directory's newest, or the checkpoint dir's newest
+  --init-from <ckpt.json> start from a checkpoint's weights and momentum under this run's (new) schedule; the
+                          card records it (continuedFrom); same data, validation split and architecture required
   --cache-dir <dir>       preprocessed data cache (default ./.cache/datasets)
   --log-every <steps>     train-loss log/plot interval (default ${D.logEvery})
 `;
@@ -59,7 +63,7 @@ function pair(name: string, v: string | undefined, fallback: readonly [number, n
   return [parts[0], parts[1]];
 }
 
-function parseTrainArgs(argv: string[]): TrainOptions {
+function parseTrainArgs(argv: string[]): TrainOptions & { initFrom?: string } {
   // `--resume` may stand alone: give it the value "true" so parseArgs' string option accepts it.
   const args = argv.flatMap((a, i) => (a === '--resume' && (i === argv.length - 1 || argv[i + 1].startsWith('--')) ? [a, 'true'] : [a]));
   const s = { type: 'string' } as const;
@@ -71,7 +75,7 @@ function parseTrainArgs(argv: string[]): TrainOptions {
       'batch-size': s, lr: s, wd: s, beta1: s, beta2: s, 'label-smoothing': s, mixup: s, 'crop-scale': s, 'crop-ratio': s,
       flip: { type: 'boolean' }, 'no-flip': { type: 'boolean' }, translate: s, schedule: s, warmup: s, seed: s,
       val: s, 'val-seed': s, 'final-test': { type: 'boolean' }, 'no-final-test': { type: 'boolean' }, refit: { type: 'boolean' },
-      engine: s, 'eval-every': s, 'checkpoint-dir': s, 'keep-checkpoints': s, resume: s, 'cache-dir': s, 'log-every': s,
+      engine: s, 'eval-every': s, 'checkpoint-dir': s, 'keep-checkpoints': s, resume: s, 'init-from': s, 'cache-dir': s, 'log-every': s,
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -130,13 +134,15 @@ function parseTrainArgs(argv: string[]): TrainOptions {
     cacheDir: v['cache-dir'],
     logEvery: num('log-every', v['log-every'], D.logEvery),
     command: commandLine('npm run train --', argv),
+    initFrom: v['init-from'],
   };
 }
 
 async function main(): Promise<void> {
   let options: TrainOptions;
+  let initFrom: string | undefined;
   try {
-    options = parseTrainArgs(process.argv.slice(2));
+    ({ initFrom, ...options } = parseTrainArgs(process.argv.slice(2)));
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
     process.exit(2);
@@ -148,6 +154,10 @@ async function main(): Promise<void> {
     controller.abort();
   });
   try {
+    if (initFrom) {
+      const ck = await loadCheckpoint(initFrom);
+      options.init = { weights: ck.weights, momentum: ck.momentum, from: relative(process.cwd(), initFrom) };
+    }
     const result = await train(options, { reporter: terminalReporter(), signal: controller.signal });
     if (result.stopped) {
       process.stderr.write(`resume with: ${options.command} --resume ${result.checkpoint}\n`);

@@ -12,6 +12,8 @@ export interface ServedAccuracyOptions {
   concurrency?: number;
   /** Only the first n images of the split (default all). */
   limit?: number;
+  /** Only these images of the split (a sample), instead of the first `limit`. */
+  indices?: ArrayLike<number>;
   maxRetries?: number;
   onProgress?: OnProgress;
 }
@@ -40,7 +42,8 @@ async function classifyOne(endpoint: string, bytes: Uint8Array, maxRetries: numb
 }
 
 export async function servedAccuracy(ds: Dataset, o: ServedAccuracyOptions): Promise<ServedAccuracy> {
-  const n = Math.min(o.limit ?? ds.size, ds.size);
+  const at = (j: number) => (o.indices ? o.indices[j] : j);
+  const n = o.indices ? o.indices.length : Math.min(o.limit ?? ds.size, ds.size);
   const endpoint = new URL('/classify', o.url);
   endpoint.searchParams.set('top_k', '1');
   if (o.model) endpoint.searchParams.set('model', o.model);
@@ -49,7 +52,8 @@ export async function servedAccuracy(ds: Dataset, o: ServedAccuracyOptions): Pro
   const state = { retries: 0 };
   let done = 0;
   let correct = 0;
-  await pool(n, o.concurrency ?? 16, async (i) => {
+  await pool(n, o.concurrency ?? 16, async (j) => {
+    const i = at(j);
     const predicted = await classifyOne(endpoint.href, await toUploadBytes(await ds.image(i)), o.maxRetries ?? 10, state);
     const truth = ds.label(i);
     confusion[truth][predicted]++;

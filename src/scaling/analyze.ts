@@ -63,9 +63,9 @@ function envelope(rows: readonly RunRecord[], key: (r: RunRecord) => number): Ax
   for (const r of rows) {
     const k = key(r);
     const b = best.get(k);
-    if (!b || r.testError < b.testError) best.set(k, r);
+    if (!b || r.valError < b.valError) best.set(k, r);
   }
-  return [...best.entries()].sort((a, b) => a[0] - b[0]).map(([x, r]) => ({ x, error: r.testError, id: r.id }));
+  return [...best.entries()].sort((a, b) => a[0] - b[0]).map(([x, r]) => ({ x, error: r.valError, id: r.id }));
 }
 
 function median(v: number[]): number {
@@ -75,16 +75,16 @@ function median(v: number[]): number {
 
 export function analyze(rows: readonly RunRecord[]): ScalingReport {
   if (rows.length === 0) throw new RangeError('no runs to analyse');
-  const frontier = paretoFrontier(rows.map((r) => r.compute), rows.map((r) => r.testError)).map((i) => rows[i]);
+  const frontier = paretoFrontier(rows.map((r) => r.compute), rows.map((r) => r.valError)).map((i) => rows[i]);
   const report: ScalingReport = {
     runs: rows.length,
-    compute: axisLaw(frontier.map((r) => ({ x: r.compute, error: r.testError, id: r.id }))),
+    compute: axisLaw(frontier.map((r) => ({ x: r.compute, error: r.valError, id: r.id }))),
     params: axisLaw(envelope(rows, (r) => r.params)),
     examples: axisLaw(envelope(rows, (r) => r.examplesSeen)),
   };
   const N = rows.map((r) => r.params);
   const D = rows.map((r) => r.examplesSeen);
-  const E = rows.map((r) => r.testError);
+  const E = rows.map((r) => r.valError);
   if (new Set(N).size >= 2 && new Set(D).size >= 2 && rows.length >= 6) {
     try {
       report.joint = fitJointLaw(N, D, E);
@@ -130,7 +130,7 @@ function lawRow(name: string, law: AxisLaw): string {
 /** The study's numbers as markdown (docs/scaling/report.md, docs/results.md, the CLI's summary). */
 export function reportMarkdown(rep: ScalingReport): string {
   const out: string[] = [];
-  out.push(`Fits of test error = a·x^(−α) + c, 95% intervals in brackets (${rep.runs} runs).`, '');
+  out.push(`Fits of validation error = a·x^(−α) + c, 95% intervals in brackets (${rep.runs} runs).`, '');
   out.push('| law in | points | α | a | c | R² | note |', '| --- | ---: | --- | --- | --- | ---: | --- |');
   out.push(lawRow('compute C (Pareto-frontier runs)', rep.compute));
   out.push(lawRow('parameters N (best run per size)', rep.params));
@@ -166,4 +166,17 @@ export function reportMarkdown(rep: ScalingReport): string {
       '',
     );
   return out.join('\n');
+}
+
+/** Every run with the validation error the laws are fitted on and, beside it, the test error (read once per run). */
+export function runsTable(rows: readonly RunRecord[]): string {
+  const pct = (e: number) => `${(100 * e).toFixed(2)}%`;
+  return [
+    '| run | params | examples seen | compute (FLOPs) | validation error | test error |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...[...rows]
+      .sort((a, b) => a.compute - b.compute)
+      .map((r) => `| ${r.arch} × ${r.examples} | ${sci(r.params)} | ${sci(r.examplesSeen)} | ${sci(r.compute)} | ${pct(r.valError)} | ${pct(r.testError)} |`),
+    '',
+  ].join('\n');
 }

@@ -1,4 +1,4 @@
-// The study's figures, paper-style, drawn with vega-lite and rendered to SVG in Node: log-log test error against
+// The study's figures, paper-style, drawn with vega-lite and rendered to SVG in Node: log-log validation error against
 // compute with the fitted law; the compute-optimal frontier (parameters and examples as compute grows); and the
 // per-axis laws in parameters and in examples.
 
@@ -41,15 +41,15 @@ const SI = { format: '~s' } as const;
 /** Error vs compute: every run, the frontier runs ringed, the fitted law through them. */
 export async function renderComputePlot(rows: readonly RunRecord[], rep: ScalingReport, subtitle: string): Promise<string> {
   const onFrontier = new Set(rep.compute.points.map((p) => p.id));
-  const runs = rows.map((r) => ({ compute: r.compute, error: r.testError, arch: r.arch, frontier: onFrontier.has(r.id) }));
+  const runs = rows.map((r) => ({ compute: r.compute, error: r.valError, arch: r.arch, frontier: onFrontier.has(r.id) }));
   const cs = rows.map((r) => r.compute);
   const f = rep.compute.fit;
   const curve = f ? logspace(Math.min(...cs), Math.max(...cs) * 3, 60).map((c) => ({ compute: c, error: powerLaw(f, c) })) : [];
   const x = { field: 'compute', type: 'quantitative', scale: LOG, axis: SI, title: 'compute (FLOPs = forward FLOPs × 3 × examples seen)' } as const;
-  const y = { field: 'error', type: 'quantitative', scale: LOG, title: 'test error (1 − top-1)' } as const;
+  const y = { field: 'error', type: 'quantitative', scale: LOG, title: 'validation error (1 − top-1)' } as const;
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Test error vs. compute', subtitle: [subtitle, lawLabel(f, 'C')] },
+    title: { text: 'Validation error vs. compute', subtitle: [subtitle, lawLabel(f, 'C')] },
     width: 520,
     height: 360,
     layer: [
@@ -122,9 +122,9 @@ export async function renderAxesPlot(rows: readonly RunRecord[], rep: ScalingRep
     const xs = law.points.map((p) => p.x);
     const f = law.fit;
     const curve = f && xs.length ? logspace(Math.min(...xs), Math.max(...xs) * 2, 50).map((v) => ({ x: v, error: powerLaw(f, v) })) : [];
-    const all = rows.map((r) => ({ x: key === 'params' ? r.params : r.examplesSeen, error: r.testError, arch: r.arch }));
+    const all = rows.map((r) => ({ x: key === 'params' ? r.params : r.examplesSeen, error: r.valError, arch: r.arch }));
     const x = { field: 'x', type: 'quantitative', scale: LOG, axis: SI, title: xTitle } as const;
-    const y = { field: 'error', type: 'quantitative', scale: LOG, title: 'test error' } as const;
+    const y = { field: 'error', type: 'quantitative', scale: LOG, title: 'validation error' } as const;
     return {
       title: { text: title, subtitle: lawLabel(f, key === 'params' ? 'N' : 'D') },
       width: 360,

@@ -3,7 +3,7 @@
 
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { analyze, reportMarkdown, type ScalingReport } from './analyze.js';
+import { analyze, reportMarkdown, runsTable, type ScalingReport } from './analyze.js';
 import { renderAxesPlot, renderComputePlot, renderFrontierPlot } from './plot.js';
 import type { RunRecord, SweepRecipe } from './sweep.js';
 
@@ -30,6 +30,7 @@ export async function buildReport(
     `Reproduce: \`${command}\``,
     '',
     reportMarkdown(report),
+    runsTable(rows),
     '![error vs compute](error-vs-compute.svg)',
     '![compute-optimal frontier](frontier.svg)',
     '![per-axis laws](axes.svg)',

@@ -35,6 +35,11 @@ export interface SweepRecipe {
   seed: number;
   /** Test images evaluated (default: the whole test split). */
   evalExamples?: number;
+  /**
+   * Validation images held out of the training images (stratified, seed 0) before a run's budget is taken from the
+   * rest: the laws are fitted on validation error, the test error is reported beside it.
+   */
+  val: number;
 }
 
 /**
@@ -56,6 +61,7 @@ export const DEFAULT_RECIPE: SweepRecipe = Object.freeze({
   augment: { cropScale: null, cropRatio: [3 / 4, 4 / 3] as const, flip: true, translate: 0 },
   schedule: 'cosine' as const,
   seed: 0,
+  val: 5000,
 });
 
 /**
@@ -80,6 +86,11 @@ export interface RunRecord {
   epochs: number;
   /** flopsPerImage × 3 × examplesSeen. */
   compute: number;
+  /** What the laws are fitted on: 1 − top-1 on the held-out validation images. */
+  valError: number;
+  valLoss: number;
+  valExamples: number;
+  /** Reported beside, never chosen on. */
   testError: number;
   testLoss: number;
   testExamples: number;
@@ -163,10 +174,10 @@ export async function runSweep(o: SweepOptions): Promise<RunRecord[]> {
   // the one full cache (smaller budgets alone get their own small prefix caches).
   const source = await openDataSource(r.data, { log: (m) => say.line(m) });
   const geo = { width: r.size, height: r.size, channels: r.channels };
-  const most = Math.min(Math.max(...o.examples), source.train.size);
+  const most = Math.min(Math.max(...o.examples) + r.val, source.train.size);
   (await prepareSplit(source.train, geo, { root: o.cacheDir, limit: most })).close();
   (await prepareSplit(source.test, geo, { root: o.cacheDir, limit: r.evalExamples })).close();
-  const trainSize = source.train.size;
+  const trainSize = source.train.size - r.val; // what is left to train on
   const classes = source.train.classes.length;
 
   const cells = o.archs.flatMap((arch) => {
@@ -205,8 +216,10 @@ export async function runSweep(o: SweepOptions): Promise<RunRecord[]> {
         warmupEpochs: 0,
         seed: r.seed,
         evalEvery: plan.epochs,
-        val: 0,
-        maxExamples: plan.images < trainSize ? plan.images : undefined,
+        // The held-out images come out of the first images + val, so every budget trains on `images` of them.
+        val: r.val,
+        valSeed: 0,
+        maxExamples: plan.images < trainSize ? plan.images + r.val : undefined,
         maxEvalExamples: r.evalExamples,
         checkpointDir: join(work, 'checkpoints', id.replace(/[^A-Za-z0-9_.-]/g, '_')),
         keepCheckpoints: 1,
@@ -219,8 +232,8 @@ export async function runSweep(o: SweepOptions): Promise<RunRecord[]> {
       };
       const res = await train(opts, { reporter: say, signal: o.signal });
       if (res.stopped) break;
-      const test = res.test;
-      if (!test) throw new Error(`run ${id} finished without a test evaluation`);
+      const { val, test } = res;
+      if (!val || !test) throw new Error(`run ${id} finished without a validation and a test evaluation`);
       const record: RunRecord = {
         id,
         arch: cell.arch,
@@ -231,6 +244,9 @@ export async function runSweep(o: SweepOptions): Promise<RunRecord[]> {
         trainImages: plan.images,
         epochs: plan.epochs,
         compute: trainingFlops(cell.cfg, res.examplesSeen),
+        valError: 1 - val.accuracy,
+        valLoss: val.loss,
+        valExamples: r.val,
         testError: 1 - test.accuracy,
         testLoss: test.loss,
         testExamples: r.evalExamples ?? source.test.size,

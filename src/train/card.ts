@@ -42,9 +42,11 @@ export function trainedCard(o: TrainOptions, r: TrainedRun): ModelCard {
     input: r.input,
     normalization: r.normalization,
     provenance: {
-      kind: o.init ? 'finetuned' : 'trained',
+      kind: o.init && !o.init.momentum ? 'finetuned' : 'trained',
       command: o.command,
-      ...(o.init ? { from: o.init.from, bodyLrScale: o.bodyLrScale ?? 1 } : {}),
+      ...(o.init && !o.init.momentum ? { from: o.init.from, bodyLrScale: o.bodyLrScale ?? 1 } : {}),
+      // A checkpoint continued under a new schedule: the first phase's command is in the checkpoint's directory.
+      ...(o.init?.momentum ? { continuedFrom: o.init.from } : {}),
       dataset: {
         name: r.data.name, trainSplit: r.data.trainSplit, testSplit: r.data.testSplit,
         trainExamples: r.trainExamples, valExamples: r.valIndices.length, testExamples: r.testExamples,

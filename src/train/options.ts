@@ -5,6 +5,7 @@ import { basename, resolve } from 'node:path';
 import type { Normalization } from '../data/preprocess.js';
 import { parseArch, type MlpWeights } from '../model/mlp.js';
 import { validateAugment, type AugmentOptions } from './augment.js';
+import type { OptimizerState } from './engines/engine.js';
 import { ENGINE_CHOICES, type EngineChoice } from './engines/index.js';
 import { LION_BETAS } from './lion.js';
 import type { ScheduleKind } from './schedule.js';
@@ -74,10 +75,11 @@ export interface TrainOptions {
   /** The command line, recorded in the card (paths relative to the working directory). */
   command?: string;
   /**
-   * Start from these weights instead of a fresh init (fine-tuning: a trained body with a new head). `from` is
+   * Start from these weights instead of a fresh init: fine-tuning (a trained body with a new head), or, with the
+   * optimizer's momentum, continuing a run's checkpoint under a new schedule (`--init-from`). `from` is
    * recorded in the card, whose provenance becomes `finetuned`.
    */
-  init?: { weights: MlpWeights; from: string };
+  init?: { weights: MlpWeights; from: string; momentum?: OptimizerState };
   /** Input normalisation instead of the data set's (fine-tuning keeps the pretrained model's). */
   normalization?: Normalization;
   /** Multiplier of lr for everything but the head (fine-tuning: 0.1, the paper's). Default 1. */

@@ -190,7 +190,7 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
     say.line(`resumed from ${resumeFrom} at step ${step} (epoch ${ck.meta.epoch.toFixed(2)})`);
   } else {
     if (o.init) assertWeightsMatch(cfg, o.init.weights);
-    await engine.init(cfg, o.init?.weights ?? initWeights(cfg, o.seed));
+    await engine.init(cfg, o.init?.weights ?? initWeights(cfg, o.seed), o.init?.momentum);
   }
   const log: WriteStream = createWriteStream(join(modelDir, 'train.jsonl'), { flags: resumeFrom ? 'a' : 'w' });
   const record = (r: Record<string, unknown>) => log.write(JSON.stringify(r) + '\n');

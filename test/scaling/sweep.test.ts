@@ -21,7 +21,7 @@ import {
 import { syntheticRuns } from './synthetic-runs.js';
 
 const run = promisify(execFile);
-const TINY: SweepRecipe = { ...DEFAULT_RECIPE, size: 12, evalExamples: 200 };
+const TINY: SweepRecipe = { ...DEFAULT_RECIPE, size: 12, evalExamples: 200, val: 200 };
 const ARCHS = ['B_1-Wi_16', 'B_1-Wi_32'];
 const EXAMPLES = [256, 512];
 
@@ -83,6 +83,10 @@ describe('runSweep', () => {
       expect(r.testError).toBeGreaterThan(0);
       expect(r.testError).toBeLessThan(0.9); // learned something: chance is 0.9
       expect(r.testExamples).toBe(200);
+      expect(r.valExamples).toBe(200);
+      expect(r.trainImages).toBe(r.examples); // the budget is taken from what is left after the hold-out
+      expect(r.valError).toBeGreaterThan(0);
+      expect(r.valError).toBeLessThan(0.9);
       expect(r.wallSeconds).toBeGreaterThan(0);
       expect(r.lr).toBeCloseTo((TINY.lr * 64) / (r.arch.endsWith('16') ? 16 : 32), 12);
     }

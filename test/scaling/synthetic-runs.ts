@@ -20,7 +20,10 @@ export function syntheticRuns(recipe: SweepRecipe = { ...DEFAULT_RECIPE, size: 1
         trainImages: examples,
         epochs: 1,
         compute: 3 * flopsPerImage * examples,
-        testError: 0.08 + 40 * params ** -0.4 + 60 * examples ** -0.5 + 0.001 * normal(rng),
+        valError: 0.08 + 40 * params ** -0.4 + 60 * examples ** -0.5 + 0.001 * normal(rng),
+        valLoss: 0,
+        valExamples: 5000,
+        testError: 0.5, // never fitted on
         testLoss: 0,
         testExamples: 10000,
         wallSeconds: 1,
