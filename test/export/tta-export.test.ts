@@ -42,7 +42,7 @@ afterAll(async () => {
 
 describe('exportWithTta', () => {
   it('scores each view and each candidate set on validation and builds in the best', () => {
-    const tta = (shipped.provenance as { tta: TtaRecord }).tta;
+    const tta = (shipped.provenance as unknown as { tta: TtaRecord }).tta;
     expect(tta.chosenOn).toBe('validation');
     expect(tta.candidates.map((c) => [c.spec, c.views])).toEqual([['none', 1], ['flip', 2], ['shift:1', 5], ['flip,shift:1', 10]]);
     expect(tta.views).toHaveLength(10); // distinct views across the sets, each scored once
