@@ -35,7 +35,7 @@ beforeAll(async () => {
   await train(opts(root, 200));
   source = await readCard(join(root, 'm'));
   shipped = await exportWithTta({ from: join(root, 'm'), out: join(root, 'm-tta'), spec: SETS, name: 'm-tta' });
-}, 180_000);
+}, 300_000);
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });

@@ -151,7 +151,7 @@ describe('train', () => {
     expect(card.provenance.command).not.toContain(' /');
     expect(card.metrics).toMatchObject({ valTop1: expect.any(Number), testTop1: expect.any(Number) });
     expect(card.input.width).toBe(28);
-  }, 60_000);
+  }, 180_000);
 
   it('Ctrl-C (SIGINT to the process group, as npm run train gets it) checkpoints, exits 130, and --resume finishes', async () => {
     const sigOut = join(out, 'sigint');
@@ -179,7 +179,7 @@ describe('train', () => {
     expect(await new Promise((res) => resumed.on('close', res))).toBe(0);
     expect(resumedOut).toMatch(/resumed from .* at step [1-9]\d*/);
     expect((await readCard(join(sigOut, 'fashion-mnist-B_1-Wi_32'))).provenance).toMatchObject({ steps: 128 });
-  }, 60_000);
+  }, 180_000);
 
   it('BAD CALL - the CLI refuses a missing required flag with usage, exit code 2', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/train.ts', '--data', 'fashion-mnist'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -188,5 +188,5 @@ describe('train', () => {
     expect(await new Promise((res) => child.on('close', res))).toBe(2);
     expect(stderr).toMatch(/--arch is required/);
     expect(stderr).toMatch(/Usage: npm run train/);
-  }, 30_000);
+  }, 90_000);
 });
