@@ -156,11 +156,11 @@ export function validateOptions(o: TrainOptions): void {
     throw new RangeError(`name "${o.name}" must be 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
 }
 
-/** Validation images actually held out: none when refitting. Refuses a hold-out as large as the rest. */
+/** Validation images actually held out: none when refitting. Refuses a hold-out that leaves nothing to train on. */
 export function heldOutCount(o: Pick<TrainOptions, 'val' | 'refit'>, loaded: number): number {
   if (o.refit) return 0;
-  if (2 * o.val >= loaded)
-    throw new RangeError(`val ${o.val} must be less than half of the ${loaded} training images loaded (pass a smaller val, or 0)`);
+  if (o.val >= loaded)
+    throw new RangeError(`val ${o.val} must be less than the ${loaded} training images loaded (pass a smaller val, or 0)`);
   return o.val;
 }
 

@@ -124,7 +124,7 @@ describe('analyze and plots', () => {
       renderAxesPlot(rows, rep, 'synthetic'),
     ]);
     for (const svg of svgs) expect(svg.startsWith('<svg')).toBe(true);
-    expect(svgs[0]).toContain('Test error vs. compute');
+    expect(svgs[0]).toContain('Validation error vs. compute');
     expect(svgs[0]).toMatch(/fit: [\d.e+-]+·C\^\(−0\.\d+/);
     expect(svgs[1]).toContain('N_opt ∝ C^0.5');
     expect(svgs[2]).toContain('in examples seen');
