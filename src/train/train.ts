@@ -26,8 +26,9 @@ import {
 import { prepareSplit, type CachedSplit } from '../data/cache.js';
 import { normalizeChw, type InputGeometry, type Normalization } from '../data/preprocess.js';
 import { openDataSource } from '../data/resolve.js';
-import { createRng, permutation } from '../util/rng.js';
-import { augment, isIdentity, validateAugment, type AugmentOptions } from './augment.js';
+import { validateAugment, type AugmentOptions } from './augment.js';
+import { openBatchSource } from './batch-source.js';
+import type { BatchSpec } from './batches.js';
 import {
   checkpointName,
   latestCheckpoint,
@@ -36,13 +37,12 @@ import {
   saveCheckpoint,
   type EvalRecord,
 } from './checkpoint.js';
-import type { Engine, TrainBatch } from './engines/engine.js';
+import type { Engine } from './engines/engine.js';
 import { createEngine, ENGINE_CHOICES, type EngineChoice } from './engines/index.js';
 import { LION_BETAS } from './lion.js';
 import { renderTrainingPlot } from './plot.js';
 import { formatDuration, silentReporter, type Reporter } from './progress.js';
 import { learningRate, type Schedule, type ScheduleKind } from './schedule.js';
-import { mixup, smoothedTargets } from './targets.js';
 
 export interface TrainOptions {
   /** Data set: `fashion-mnist`, `mnist`, `cifar10:DIR`, `cifar100:DIR`, `idx:DIR`, `folder:DIR` or a directory. */
@@ -197,53 +197,12 @@ export function validateOptions(o: TrainOptions): void {
     throw new RangeError(`name "${o.name}" must be 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
 }
 
-/** Independent random streams from one seed: stream 1 = epoch order, 2 = a step's augmentation and MixUp. */
-export function streamSeed(seed: number, stream: number, index: number): number {
-  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(stream + 1, 0xc2b2ae35) ^ Math.imul(index + 1, 0x27d4eb2f);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+export { streamSeed } from './batches.js';
 
 export function defaultModelName(data: string, arch: string): string {
   const base = /^(?:idx|cifar10|cifar100|folder):(.+)$/.exec(data)?.[1] ?? data;
   const stem = basename(resolve(base)); // a data set name, or the last part of its directory
   return `${stem}-${arch}`.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
-}
-
-interface BatchBuffers {
-  x: Float32Array;
-  y: Float32Array;
-  labels: Uint16Array;
-  view: Uint8Array;
-}
-
-/** One training batch: augmented views, normalised into x, smoothed one-hot targets, then MixUp on both. */
-function makeBatch(
-  o: TrainOptions,
-  data: CachedSplit,
-  indices: Uint32Array,
-  geo: InputGeometry,
-  norm: Normalization,
-  classes: number,
-  step: number,
-  buf: BatchBuffers,
-): TrainBatch {
-  const rng = createRng(streamSeed(o.seed, 2, step));
-  const d = geo.channels * geo.height * geo.width;
-  const plain = isIdentity(o.augment);
-  for (let k = 0; k < indices.length; k++) {
-    const i = indices[k];
-    const pixels = plain ? data.pixels(i) : augment(data.pixels(i), geo, o.augment, rng, buf.view);
-    normalizeChw(pixels, geo, norm, buf.x, k * d);
-    buf.labels[k] = data.labels[i];
-  }
-  smoothedTargets(buf.labels, classes, o.labelSmoothing, buf.y);
-  mixup(buf.x, buf.y, indices.length, o.mixup, rng);
-  return { x: buf.x, y: buf.y, size: indices.length };
 }
 
 /** Top-1 accuracy and mean cross-entropy on the centre view (the cached image, exactly what the server sees). */
@@ -392,26 +351,13 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
       `${o.epochs} epochs × ${stepsPerEpoch} steps of ${batchSize}, engine ${engine.name}`,
   );
 
-  // Two sets of batch buffers: the next batch is built into one while the engine still reads the other.
-  const buffers: BatchBuffers[] = [0, 1].map(() => ({
-    x: new Float32Array(batchSize * cfg.inputDim),
-    y: new Float32Array(batchSize * classes),
-    labels: new Uint16Array(batchSize),
-    view: new Uint8Array(cfg.inputDim),
-  }));
-  const orders = new Map<number, Uint32Array>(); // epoch → data order (this epoch and, near its end, the next)
-  const batchFor = (s: number): TrainBatch => {
-    const epoch = Math.floor(s / stepsPerEpoch);
-    let perm = orders.get(epoch);
-    if (!perm) {
-      perm = permutation(createRng(streamSeed(o.seed, 1, epoch)), trainData.size);
-      orders.set(epoch, perm);
-      orders.delete(epoch - 1);
-    }
-    const at = (s % stepsPerEpoch) * batchSize;
-    return makeBatch(o, trainData, perm.subarray(at, at + batchSize), geo, norm, classes, s, buffers[s % 2]);
+  // Batches are built on a worker thread, the next one while the engine steps on this one.
+  const batchSpec: BatchSpec = {
+    seed: o.seed, batchSize, examples: trainData.size, stepsPerEpoch, geo, norm, classes, augment: o.augment,
+    labelSmoothing: o.labelSmoothing, mixup: o.mixup,
   };
-  let prefetched: TrainBatch | undefined;
+  const { source: batches, note: batchNote } = await openBatchSource(batchSpec, trainData);
+  if (batchNote) say.line(batchNote);
   let checkpoint: string | undefined;
   let stopped = false;
   const startStep = step;
@@ -473,14 +419,14 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
       // 2. Learning rate for this step.
       const lr = learningRate(schedule, step);
 
-      // 3. The batch: this epoch's order, then augmentation, smoothing and MixUp seeded by the step.
+      // 3. The batch: this epoch's order, then augmentation, smoothing and MixUp seeded by the step (batches.ts).
       const t0 = performance.now();
-      const batch = prefetched ?? batchFor(step);
+      const batch = await batches.take(step);
+      if (step + 1 < totalSteps) batches.prefetch(step + 1);
 
-      // 4. Forward, backward, LION. While the engine works (onnxruntime runs off this thread), build the next batch.
-      const pending = engine.step(batch, { lr, beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay, bodyLrScale: o.bodyLrScale ?? 1 });
-      prefetched = step + 1 < totalSteps ? batchFor(step + 1) : undefined;
-      const { loss } = await pending;
+      // 4. Forward, backward, LION, while the worker builds the next batch.
+      const { loss } = await engine.step(batch, { lr, beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay, bodyLrScale: o.bodyLrScale ?? 1 });
+      batches.release(batch);
       if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${step} (lr ${lr}): the run diverged`);
       trainSeconds += (performance.now() - t0) / 1000;
 
@@ -509,6 +455,7 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
   } finally {
     say.done();
     await new Promise<void>((res) => log.end(res));
+    await batches.close();
     trainData.close();
     testData.close();
   }
