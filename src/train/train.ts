@@ -288,9 +288,10 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
     return {
       root: o.cacheDir,
       limit,
-      // Decoding 60k images takes ~30 s: a line every 5 s and at the end.
+      log: (line: string) => say.line(line),
+      // Decoding 60k images takes ~30 s: a line every 5 s between the cache's own first and last lines.
       onProgress: (done: number, total: number) => {
-        if (done < total && performance.now() - last < 5000) return;
+        if (done === total || performance.now() - last < 5000) return;
         last = performance.now();
         say.line(`caching ${what} at ${o.size}×${o.size}×${o.channels}: ${done}/${total} images`);
       },
