@@ -109,13 +109,6 @@ export class InferencePool extends EventEmitter {
     return this.slots.length;
   }
 
-  /** Starts more workers, up to `workers` in all; resolves once they are warmed up. */
-  async grow(workers: number): Promise<void> {
-    if (this.closing) throw new WorkerCrashedError('the pool is closing');
-    const start = this.slots.length;
-    await Promise.all(Array.from({ length: Math.max(0, workers - start) }, (_, i) => this.spawn(start + i)));
-  }
-
   /** Workers ready and idle right now. */
   freeSlots(): number {
     let n = 0;
