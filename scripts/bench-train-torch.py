@@ -18,7 +18,8 @@ bench) at each thread count: the time of all of them, median over repetitions.
 
 usage: /usr/bin/python3 scripts/bench-train-torch.py --depth 6 --width 512 --input-dim 12288 --classes 10 \
          --batch 128 --steps 10 --warmup 3 [--threads 1,2] [--lion lerp,foreach] [--gemms "128,12288,512;..."]
-prints one JSON line: {"torch": .., "runs": [{"threads", "lion", "step_ms"}], "gemm": [{"threads", "ms"}]}
+prints one JSON line: {"torch": .., "runs": [{"threads", "lion", "step_ms", "cpu_ms"}], "gemm": [{"threads", "ms", "cpu_ms"}]}
+(cpu_ms: the process's CPU time, all threads: on a busy machine it leaves out the time spent waiting for a core)
 """
 
 import argparse
@@ -91,8 +92,10 @@ def batch(n: int, input_dim: int, classes: int):
 
 
 def time_steps(model, opt, x, y, warmup: int, steps: int):
-    times = []
+    """Wall and process CPU time (all threads) of each timed step, ms."""
+    times, cpu = [], []
     for i in range(warmup + steps):
+        c = time.process_time()
         t = time.perf_counter()
         model.zero_grad(set_to_none=False)
         loss = -(y * F.log_softmax(model(x), dim=1)).sum(dim=1).mean()
@@ -100,21 +103,25 @@ def time_steps(model, opt, x, y, warmup: int, steps: int):
         opt.step(1e-4, 0.1, 0.9, 0.99)
         if i >= warmup:
             times.append(1000 * (time.perf_counter() - t))
+            cpu.append(1000 * (time.process_time() - c))
     if not math.isfinite(loss.item()):
         raise SystemExit("loss is not finite")
-    return times
+    return times, cpu
 
 
 def time_gemms(shapes, reps: int):
+    """Median wall and CPU time of one pass over all the products, ms."""
     mats = [(torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)) for m, k, n in shapes]
-    times = []
+    times, cpu = [], []
     for i in range(reps + 2):
+        c = time.process_time()
         t = time.perf_counter()
-        for a, b, c in mats:
-            torch.mm(a, b, out=c)
+        for a, b, out in mats:
+            torch.mm(a, b, out=out)
         if i >= 2:
             times.append(1000 * (time.perf_counter() - t))
-    return statistics.median(times)
+            cpu.append(1000 * (time.process_time() - c))
+    return statistics.median(times), statistics.median(cpu)
 
 
 def main():
@@ -141,14 +148,16 @@ def main():
         for variant in a.lion.split(","):
             model = Mlp(a.depth, a.width, a.expansion, a.input_dim, a.classes)
             opt = Lion(list(model.parameters()), variant)
-            times = time_steps(model, opt, x, y, a.warmup, a.steps)
-            runs.append({"threads": threads, "lion": variant, "step_ms": [round(t, 3) for t in times]})
+            times, cpu = time_steps(model, opt, x, y, a.warmup, a.steps)
+            runs.append({"threads": threads, "lion": variant, "step_ms": [round(t, 3) for t in times],
+                         "cpu_ms": [round(t, 3) for t in cpu]})
     gemm = []
     if a.gemms:
         shapes = [tuple(int(v) for v in s.split(",")) for s in a.gemms.split(";")]
         for threads in [int(t) for t in a.threads.split(",")]:
             torch.set_num_threads(threads)
-            gemm.append({"threads": threads, "ms": round(time_gemms(shapes, max(a.steps, 5)), 3)})
+            ms, cpu_ms = time_gemms(shapes, max(a.steps, 5))
+            gemm.append({"threads": threads, "ms": round(ms, 3), "cpu_ms": round(cpu_ms, 3)})
     print(json.dumps({"torch": torch.__version__, "runs": runs, "gemm": gemm}))
 
 

@@ -207,7 +207,7 @@ const SETTINGS = {
   },
   modelsDir: { env: 'MODELS_DIR', group: 'models', ...str('models'), doc: 'Directory with one sub-directory per model (`model.onnx` + `model.json`, or versions `NAME/VERSION/`).' },
   defaultModel: { env: 'DEFAULT_MODEL', group: 'models', ...modelName, doc: 'Model used when a request names none.' },
-  batchMaxSize: { env: 'BATCH_MAX_SIZE', group: 'batching', ...int(32, 1, 4096), doc: 'Largest batch handed to onnxruntime; `1` turns batching off.' },
+  batchMaxSize: { env: 'BATCH_MAX_SIZE', group: 'batching', ...int(64, 1, 4096), doc: 'Largest batch handed to onnxruntime; `1` turns batching off.' },
   batchMaxDelayMs: { env: 'BATCH_MAX_DELAY_MS', group: 'batching', ...int(5, 0, 10_000), doc: '`fixed` policy: longest a request waits for companions (ms), counted from the oldest queued image (`adaptive` waits only within its latency budget).' },
   batchPolicy: {
     env: 'BATCH_POLICY',
@@ -223,13 +223,13 @@ const SETTINGS = {
   inferenceWorkers: {
     env: 'INFERENCE_WORKERS',
     group: 'inference',
-    ...optionalInt(1, 64, 'measured at start-up (1 if `ORT_INTRA_OP_THREADS` is set)'),
-    doc: 'Worker threads, each holding a session per model; a batch goes to a free one. Unset (with `ORT_INTRA_OP_THREADS` unset too): chosen at start-up from the measured decode and inference cost per image ([performance.md](performance.md#threads-chosen-by-measurement)), shown in `/models` and `mlp_threads`.',
+    ...optionalInt(1, 64, '1'),
+    doc: 'Worker threads, each holding a session per model; a batch goes to a free one. Unset (with `ORT_INTRA_OP_THREADS` unset too): one worker, its threads chosen at start-up from the measured decode and inference cost per image ([performance.md](performance.md#threads-chosen-by-measurement)), shown in `/models` and `mlp_threads`.',
   },
   ortIntraOpThreads: {
     env: 'ORT_INTRA_OP_THREADS',
     group: 'inference',
-    ...optionalInt(1, 1024, 'measured at start-up (1 per worker); ⌊cores ÷ (2 × `INFERENCE_WORKERS`)⌋, at least 1, if `INFERENCE_WORKERS` is set'),
+    ...optionalInt(1, 1024, 'measured at start-up: onnxruntime\'s share of the cores; ⌊cores ÷ (2 × `INFERENCE_WORKERS`)⌋, at least 1, if `INFERENCE_WORKERS` is set'),
     doc: 'Threads of one onnxruntime operator, per session. Setting it or `INFERENCE_WORKERS` pins the thread split instead of measuring it.',
   },
   ortInterOpThreads: { env: 'ORT_INTER_OP_THREADS', group: 'inference', ...int(1, 1, 1024), doc: 'Threads across operators, per session (only the parallel execution mode uses them; the graph is a chain).' },

@@ -71,12 +71,14 @@ export interface CaseResult {
 /** A model directory for the case: copied into a fresh MODELS_DIR of its own so the server loads nothing else. */
 async function modelDirFor(m: CaseModel, cache: string, log: (msg: string) => void): Promise<string> {
   if ('dir' in m) return resolve(m.dir);
-  const dir = join(cache, `${m.arch}-${m.size}x${m.size}x${m.channels}`);
+  // The directory's name is the model's name (the server requires them equal).
+  const name = `${m.arch}-${m.size}x${m.size}x${m.channels}`;
+  const dir = join(cache, name);
   const exists = await stat(join(dir, ONNX_FILE)).then(() => true, () => false);
   if (!exists) {
     log(`writing a random ${m.arch} (${m.size}×${m.size}×${m.channels}) to ${dir}`);
     await mkdir(cache, { recursive: true });
-    await writeRandomModel({ arch: m.arch, out: dir, name: `random-${m.arch.toLowerCase()}`, size: m.size, channels: m.channels });
+    await writeRandomModel({ arch: m.arch, out: dir, name, size: m.size, channels: m.channels });
   }
   return dir;
 }

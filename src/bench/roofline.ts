@@ -79,12 +79,16 @@ export function median(values: readonly number[]): number {
 export interface ArchRound {
   /** 1-minute load averages sampled before and after the round. */
   load: number[];
-  ort: { threads: number; stepMs: number; runMs?: number; updateMs?: number }[];
+  /** cpuMs: CPU time of the process per step, all threads (median), beside the wall time. */
+  ort: { threads: number; stepMs: number; cpuMs: number; runMs?: number; updateMs?: number }[];
   /** onnxruntime MatMul alone on the step's products, per thread count. */
-  ortGemm: { threads: number; ms: number }[];
-  torch?: { runs: { threads: number; lion: string; stepMs: number }[]; gemm: { threads: number; ms: number }[] };
+  ortGemm: { threads: number; ms: number; cpuMs: number }[];
+  torch?: {
+    runs: { threads: number; lion: string; stepMs: number; cpuMs: number }[];
+    gemm: { threads: number; ms: number; cpuMs: number }[];
+  };
   /** Other engines of the registry (tfjs), at their `npm run train` settings. */
-  others: { engine: string; stepMs: number }[];
+  others: { engine: string; stepMs: number; cpuMs: number }[];
 }
 
 export interface Throughput {
@@ -108,6 +112,23 @@ export interface ArchSummary {
   /** torch.mm alone on the same products, its best thread count. */
   torchGemm?: { threads: number; ms: number; gflops: number };
   others: (Throughput & { engine: string; ratio?: number })[];
+  /**
+   * The same comparisons in CPU time at the fewest threads measured (one core's work; the lowest CPU time of any
+   * round): what the wall-clock figures would be on an idle machine, where they are not distorted by waiting for a
+   * core. ratio = PyTorch's CPU per step ÷ ort's; fraction = MatMul alone ÷ ort step; GFLOP/s per core.
+   */
+  cpu: {
+    threads: number;
+    ortMs: number;
+    torchMs?: number;
+    torchLion?: string;
+    ratio?: number;
+    gemmMs: number;
+    fraction: number;
+    torchGemmMs?: number;
+    ortGemmGflops: number;
+    torchGemmGflops?: number;
+  };
 }
 
 /** Per key, the entry with the lowest time over all rounds. */
@@ -139,6 +160,16 @@ export function summarizeArch(rounds: readonly ArchRound[], gemms: readonly Gemm
   const torchGemm = torchGemms.length ? torchGemms.reduce((a, b) => (b.ms < a.ms ? b : a)) : undefined;
   const others = bestBy(rounds.flatMap((r) => r.others), (e) => e.engine, (e) => e.stepMs).map(withIps);
   const loads = rounds.flatMap((r) => r.load);
+  const fewest = Math.min(...ort.map((e) => e.threads));
+  const lowest = <T extends { threads: number; cpuMs: number }>(xs: T[]) => {
+    const at = xs.filter((e) => e.threads === fewest);
+    return at.length ? at.reduce((a, b) => (b.cpuMs < a.cpuMs ? b : a)) : undefined;
+  };
+  const ortCpu = lowest(rounds.flatMap((r) => r.ort))!;
+  const gemmCpu = lowest(rounds.flatMap((r) => r.ortGemm));
+  if (!gemmCpu) throw new RangeError(`no MatMul timing at ${fewest} threads`);
+  const torchCpu = lowest(rounds.flatMap((r) => r.torch?.runs ?? []));
+  const torchGemmCpu = lowest(torchGemms);
   return {
     batch,
     gemmGflop: flops / 1e9,
@@ -158,5 +189,17 @@ export function summarizeArch(rounds: readonly ArchRound[], gemms: readonly Gemm
     },
     torchGemm: torchGemm && { ...torchGemm, gflops: gflopsPerSecond(flops, torchGemm.ms) },
     others: others.map((o) => ({ ...o, ratio: torchBest && o.imagesPerSecond / torchBest.imagesPerSecond })),
+    cpu: {
+      threads: fewest,
+      ortMs: ortCpu.cpuMs,
+      torchMs: torchCpu?.cpuMs,
+      torchLion: torchCpu?.lion,
+      ratio: torchCpu && torchCpu.cpuMs / ortCpu.cpuMs,
+      gemmMs: gemmCpu.cpuMs,
+      fraction: rooflineFraction(gemmCpu.cpuMs, ortCpu.cpuMs),
+      torchGemmMs: torchGemmCpu?.cpuMs,
+      ortGemmGflops: gflopsPerSecond(flops, gemmCpu.cpuMs),
+      torchGemmGflops: torchGemmCpu && gflopsPerSecond(flops, torchGemmCpu.cpuMs),
+    },
   };
 }

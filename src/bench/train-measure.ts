@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import ort from 'onnxruntime-node';
-import { encodeModel } from '../export/onnx-proto.js';
+import { DataType, encodeModel } from '../export/onnx-proto.js';
 import { IR_VERSION, PRODUCER, node, valueInfo } from '../export/export.js';
 import { initWeights, type MlpConfig } from '../model/mlp.js';
 import type { TrainBatch } from '../train/engines/engine.js';
@@ -18,6 +18,12 @@ import { median, type Gemm } from './roofline.js';
 const run = promisify(execFile);
 export const PYTHON = '/usr/bin/python3';
 const TORCH_SCRIPT = fileURLToPath(new URL('../../scripts/bench-train-torch.py', import.meta.url));
+
+/** CPU time of this process (every thread) since `start`, ms. */
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
+}
 
 export const HYPER = { lr: 1e-4, beta1: 0.9, beta2: 0.99, weightDecay: 0.1 } as const;
 
@@ -33,6 +39,8 @@ export function benchBatch(cfg: MlpConfig, size: number): TrainBatch {
 export interface StepTiming {
   /** Median wall time of a step, ms. */
   stepMs: number;
+  /** Median CPU time of this process per step (all its threads), ms: what a busy machine's preemption leaves out. */
+  cpuMs: number;
   /** Medians of the onnxruntime run and of the host-side LION update within a step (ort engine only). */
   runMs?: number;
   updateMs?: number;
@@ -51,17 +59,20 @@ export async function timeOrtEngine(cfg: MlpConfig, threads: number, plan: Timin
     await engine.init(cfg, initWeights(cfg, 0));
     const b = benchBatch(cfg, plan.batch);
     const step: number[] = [];
+    const cpu: number[] = [];
     const runMs: number[] = [];
     const updateMs: number[] = [];
     for (let i = 0; i < plan.warmup + plan.steps; i++) {
+      const c = process.cpuUsage();
       const t = performance.now();
       await engine.step(b, HYPER);
       if (i < plan.warmup) continue;
       step.push(performance.now() - t);
+      cpu.push(cpuMsSince(c));
       runMs.push(engine.lastStep.runMs);
       updateMs.push(engine.lastStep.updateMs);
     }
-    return { stepMs: median(step), runMs: median(runMs), updateMs: median(updateMs) };
+    return { stepMs: median(step), cpuMs: median(cpu), runMs: median(runMs), updateMs: median(updateMs) };
   } finally {
     await engine.dispose();
   }
@@ -115,12 +126,16 @@ export async function timeEngine(name: EngineName, cfg: MlpConfig, plan: TimingP
     await engine.init(cfg, initWeights(cfg, 0));
     const b = benchBatch(cfg, plan.batch);
     const step: number[] = [];
+    const cpu: number[] = [];
     for (let i = 0; i < plan.warmup + plan.steps; i++) {
+      const c = process.cpuUsage();
       const t = performance.now();
       await engine.step(b, HYPER);
-      if (i >= plan.warmup) step.push(performance.now() - t);
+      if (i < plan.warmup) continue;
+      step.push(performance.now() - t);
+      cpu.push(cpuMsSince(c));
     }
-    return { stepMs: median(step), label: engine.name };
+    return { stepMs: median(step), cpuMs: median(cpu), label: engine.name };
   } finally {
     await engine.dispose();
   }
@@ -130,7 +145,7 @@ export async function timeEngine(name: EngineName, cfg: MlpConfig, plan: TimingP
  * onnxruntime MatMul alone on `gemms`: one graph holding one MatMul per product (operands are graph inputs, outputs
  * preallocated), run with the engine's own session options; the median time of one run of all of them, ms.
  */
-export async function timeOrtGemms(gemms: readonly Gemm[], threads: number, reps: number): Promise<number> {
+export async function timeOrtGemms(gemms: readonly Gemm[], threads: number, reps: number): Promise<{ ms: number; cpuMs: number }> {
   const inputs = new Map<string, { dims: number[]; tensor: ort.Tensor }>();
   const operand = (rows: number, cols: number) => {
     const name = `in_${rows}x${cols}`;
@@ -140,7 +155,13 @@ export async function timeOrtGemms(gemms: readonly Gemm[], threads: number, reps
     }
     return name;
   };
-  const nodes = gemms.map((g, i) => node('MatMul', `mm_${i}`, [operand(g.m, g.k), operand(g.k, g.n)], [`out_${i}`]));
+  // Each product's output leaves the graph as its first row only: onnxruntime-node copies every output into the
+  // caller's buffer after the run, a cost of the binding, not of the product.
+  const nodes = gemms.flatMap((g, i) => [
+    node('MatMul', `mm_${i}`, [operand(g.m, g.k), operand(g.k, g.n)], [`prod_${i}`]),
+    node('Slice', `row_${i}`, [`prod_${i}`, 'zero', 'one', 'zero'], [`out_${i}`]),
+  ]);
+  const int64 = (name: string, v: number) => ({ name, dims: [1], data_type: DataType.INT64, int64_data: [v] });
   const bytes = encodeModel({
     ir_version: IR_VERSION,
     opset_import: [{ domain: '', version: 17 }],
@@ -148,24 +169,28 @@ export async function timeOrtGemms(gemms: readonly Gemm[], threads: number, reps
     graph: {
       name: 'step-gemms',
       node: nodes,
-      initializer: [],
+      initializer: [int64('zero', 0), int64('one', 1)],
       input: [...inputs].map(([name, v]) => valueInfo(name, v.dims)),
-      output: gemms.map((g, i) => valueInfo(`out_${i}`, [g.m, g.n])),
+      output: gemms.map((g, i) => valueInfo(`out_${i}`, [1, g.n])),
     },
   });
   const session = await ort.InferenceSession.create(bytes, cpuSessionOptions({ intraOpNumThreads: threads }));
   try {
     const feeds = Object.fromEntries([...inputs].map(([name, v]) => [name, v.tensor]));
     const fetches = Object.fromEntries(
-      gemms.map((g, i) => [`out_${i}`, new ort.Tensor('float32', new Float32Array(g.m * g.n), [g.m, g.n])]),
+      gemms.map((g, i) => [`out_${i}`, new ort.Tensor('float32', new Float32Array(g.n), [1, g.n])]),
     );
     const times: number[] = [];
+    const cpu: number[] = [];
     for (let i = 0; i < reps + 2; i++) {
+      const c = process.cpuUsage();
       const t = performance.now();
       await session.run(feeds, fetches);
-      if (i >= 2) times.push(performance.now() - t);
+      if (i < 2) continue;
+      times.push(performance.now() - t);
+      cpu.push(cpuMsSince(c));
     }
-    return median(times);
+    return { ms: median(times), cpuMs: median(cpu) };
   } finally {
     await session.release();
   }
@@ -176,13 +201,15 @@ export interface TorchRun {
   threads: number;
   lion: string;
   stepMs: number;
+  /** Median CPU time of the python process per step (all threads), ms. */
+  cpuMs: number;
 }
 
 export interface TorchResult {
   version: string;
   runs: TorchRun[];
   /** torch.mm alone on the step's products, per thread count: ms for all of them. */
-  gemm: { threads: number; ms: number }[];
+  gemm: { threads: number; ms: number; cpuMs: number }[];
 }
 
 /** The PyTorch reference for `cfg` (every knob of the script), or the reason it could not run. */
@@ -200,13 +227,13 @@ export async function runTorch(
     const { stdout } = await run(PYTHON, args, { env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' }, maxBuffer: 1 << 24 });
     const out = JSON.parse(stdout.trim().split('\n').pop()!) as {
       torch: string;
-      runs: { threads: number; lion: string; step_ms: number[] }[];
-      gemm: { threads: number; ms: number }[];
+      runs: { threads: number; lion: string; step_ms: number[]; cpu_ms: number[] }[];
+      gemm: { threads: number; ms: number; cpu_ms: number }[];
     };
     return {
       version: out.torch,
-      runs: out.runs.map((r) => ({ threads: r.threads, lion: r.lion, stepMs: median(r.step_ms) })),
-      gemm: out.gemm,
+      runs: out.runs.map((r) => ({ threads: r.threads, lion: r.lion, stepMs: median(r.step_ms), cpuMs: median(r.cpu_ms) })),
+      gemm: out.gemm.map((g) => ({ threads: g.threads, ms: g.ms, cpuMs: g.cpu_ms })),
     };
   } catch (err) {
     return { error: `${(err as Error).message.split('\n')[0]} (needs ${PYTHON} with python3-torch)` };

@@ -70,7 +70,7 @@ async function benchArch(arch: string, o: BenchTrainOptions): Promise<ArchResult
     const round: ArchRound = { load: [load1()], ort: [], ortGemm: [], others: [] };
     const ortSide = async () => {
       for (const t of o.threads) round.ort.push({ threads: t, ...(await timeOrtEngine(cfg, t, plan)) });
-      for (const t of o.threads) round.ortGemm.push({ threads: t, ms: await timeOrtGemms(gemms, t, o.steps) });
+      for (const t of o.threads) round.ortGemm.push({ threads: t, ...(await timeOrtGemms(gemms, t, o.steps)) });
     };
     const torchSide = async () => {
       const res = await runTorch(cfg, plan, gemms, o.threads);
@@ -84,7 +84,7 @@ async function benchArch(arch: string, o: BenchTrainOptions): Promise<ArchResult
     for (const name of o.others) {
       const few = { ...plan, steps: Math.max(1, Math.ceil(o.steps / 3)), warmup: 1 };
       const t = await timeEngine(name, cfg, few);
-      round.others.push({ engine: t.label, stepMs: t.stepMs });
+      round.others.push({ engine: t.label, stepMs: t.stepMs, cpuMs: t.cpuMs });
     }
     round.load.push(load1());
     rounds.push(round);
@@ -162,6 +162,13 @@ export function formatReport(res: BenchTrainResult): string {
     );
     if (s.torchGemm)
       lines.push(`  torch.mm alone on the same products @${s.torchGemm.threads}: ${s.torchGemm.ms.toFixed(1)} ms (${s.torchGemm.gflops.toFixed(1)} GFLOP/s)`);
+    const c = s.cpu;
+    lines.push(
+      `  in CPU time @${c.threads} (one core's work, unaffected by waiting for a core): ort step ${c.ortMs.toFixed(1)} ms` +
+        (c.torchMs ? `, PyTorch (lion=${c.torchLion}) ${c.torchMs.toFixed(1)} ms: ratio ${c.ratio!.toFixed(2)}×` : '') +
+        `; MatMul alone ${c.gemmMs.toFixed(1)} ms (${c.ortGemmGflops.toFixed(1)} GFLOP/s): fraction ${c.fraction.toFixed(3)}` +
+        (c.torchGemmMs ? `; torch.mm alone ${c.torchGemmMs.toFixed(1)} ms (${c.torchGemmGflops!.toFixed(1)} GFLOP/s)` : ''),
+    );
     if (a.profile) lines.push(...profileLines(a.profile));
   }
   return lines.join('\n');

@@ -60,6 +60,8 @@ export interface CacheOptions {
   concurrency?: number;
   /** Called as the build advances (done of total). */
   onProgress?: (done: number, total: number) => void;
+  /** Told once before a build (what is cached, where, why it takes a while) and once after (how long it took). */
+  log?: (line: string) => void;
   /** Images per shard file of a new cache (default SHARD_IMAGES). */
   shardImages?: number;
   /** Caches up to this many bytes are read into memory, larger ones image by image (default 1 GiB). */
@@ -98,6 +100,8 @@ export async function prepareSplit(ds: Dataset, geo: InputGeometry, o: CacheOpti
 
 async function buildCache(ds: Dataset, geo: InputGeometry, dir: string, count: number, o: CacheOptions): Promise<void> {
   const started = performance.now();
+  const what = `${ds.name} ${ds.split} (${count} images at ${geo.width}×${geo.height}×${geo.channels})`;
+  o.log?.(`caching ${what} into ${dir}: each image is decoded once now, later runs read the cache`);
   const tmp = `${dir}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
@@ -166,6 +170,7 @@ async function buildCache(ds: Dataset, geo: InputGeometry, dir: string, count: n
       buildSeconds: (performance.now() - started) / 1000,
     };
     await writeFile(join(tmp, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
+    o.log?.(`cached ${what} in ${meta.buildSeconds.toFixed(1)} s`);
     try {
       await rename(tmp, dir);
     } catch (err) {

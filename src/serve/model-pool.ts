@@ -80,21 +80,24 @@ async function splitPool(dirs: ModelVersionDir[], o: OpenPoolOptions): Promise<{
   const init = workerInit(config, dirs, warmupSizes(config.batchMaxSize), env.intraOpThreads);
   if (config.inferenceWorkers !== undefined || config.ortIntraOpThreads !== undefined)
     return { pool: await InferencePool.create({ workers: env.inferenceWorkers, log, init }), threads: env };
-  const pool = await InferencePool.create({ workers: 1, log, init });
+  // Measured on one single-threaded worker; a plan for more threads replaces it with a worker that has them.
+  const probe = await InferencePool.create({ workers: 1, log, init: { ...init, intraOpThreads: 1 } });
+  let t: ThreadPlan;
   try {
     const d = o.splitFor(dirs);
-    const t = planThreads(cores, await measureDecodeMs(d.card.input), cheapestPerImage(pool.timings[`${d.name}:${d.version}`] ?? []));
+    t = planThreads(cores, await measureDecodeMs(d.card.input), cheapestPerImage(probe.timings[`${d.name}:${d.version}`] ?? []));
     log.info(
       `thread split measured for ${d.name}: decode ${t.decodeMs!.toFixed(3)} ms, onnxruntime ${t.inferMs!.toFixed(3)} ms per image ` +
         `(batch ${t.inferBatch}) → onnxruntime's share ${t.inferenceCores!.toFixed(2)} of ${cores} cores: ` +
-        `${t.inferenceWorkers} inference worker(s) × 1 thread; UV_THREADPOOL_SIZE=${config.uvThreadpoolSize} for decoding`,
+        `${t.inferenceWorkers} inference worker × ${t.intraOpThreads} intra-op thread(s); UV_THREADPOOL_SIZE=${config.uvThreadpoolSize} for decoding`,
     );
-    await pool.grow(t.inferenceWorkers);
-    return { pool, threads: t };
   } catch (err) {
-    await pool.close();
+    await probe.close();
     throw err;
   }
+  if (t.intraOpThreads === 1 && t.inferenceWorkers === 1) return { pool: probe, threads: t };
+  await probe.close();
+  return { pool: await InferencePool.create({ workers: t.inferenceWorkers, log, init: { ...init, intraOpThreads: t.intraOpThreads } }), threads: t };
 }
 
 /** Starts workers for `dirs`, loaded and warmed up; see the module comment for what a failure does. */

@@ -1,7 +1,8 @@
 // How the cores are split between decoding (sharp, on the libuv pool) and onnxruntime (inference workers, one
 // intra-op thread each), decided at start-up from measurement: the default model's onnxruntime cost per image at
 // its cheapest warm-up batch size, and the decode cost of an image at its input size. Each side gets the share of
-// the cores its per-image cost is of the total, as the serving bound (cores ÷ (t_decode + t_infer)) implies.
+// the cores its per-image cost is of the total, as the serving bound (cores ÷ (t_decode + t_infer)) implies:
+// onnxruntime as intra-op threads of one worker, decoding on the libuv pool.
 // INFERENCE_WORKERS or ORT_INTRA_OP_THREADS pin the split instead.
 
 import { performance } from 'node:perf_hooks';
@@ -37,30 +38,28 @@ export function cheapestPerImage(timings: readonly WarmupTiming[]): { batch: num
 }
 
 /**
- * onnxruntime's share of the cores is cores × t_infer ÷ (t_decode + t_infer), rounded to whole workers of one
- * intra-op thread each (independent batches on separate cores need no synchronisation between threads), at least
- * one and at most one per core.
+ * onnxruntime's share of the cores is cores × t_infer ÷ (t_decode + t_infer), rounded to whole intra-op threads of
+ * one inference worker (at least one, at most one per core). One worker running every batch keeps the batches as
+ * large as the clients in flight allow: with 64 clients, two workers would halve them, and a compute-bound model
+ * costs a third more CPU per image at batch 32 than at 64 (docs/performance.md).
  */
 export function planThreads(cores: number, decodeMs: number, infer: { batch: number; ms: number }): ThreadPlan {
   if (!(decodeMs >= 0 && infer.ms >= 0) || decodeMs + infer.ms <= 0) throw new RangeError(`bad costs: decode ${decodeMs} ms, infer ${infer.ms} ms`);
   const inferenceCores = (cores * infer.ms) / (decodeMs + infer.ms);
-  const workers = Math.min(Math.max(1, cores), Math.max(1, Math.round(inferenceCores)));
-  return { inferenceWorkers: workers, intraOpThreads: 1, source: 'measured', decodeMs, inferMs: infer.ms, inferBatch: infer.batch, inferenceCores };
+  const threads = Math.min(Math.max(1, cores), Math.max(1, Math.round(inferenceCores)));
+  return { inferenceWorkers: 1, intraOpThreads: threads, source: 'measured', decodeMs, inferMs: infer.ms, inferBatch: infer.batch, inferenceCores };
 }
 
 /**
  * The service's own decode of a PNG at the model's input size (the cheapest upload a client can send), one at a
- * time; CPU ms per image of this process (nothing else runs yet at start-up).
+ * time; wall ms per image, like the warm-up's onnxruntime timings, so the two shrink or grow alike on a busy machine.
  */
 export async function measureDecodeMs(geo: InputGeometry, images = 40): Promise<number> {
   const pixels = Buffer.alloc(geo.width * geo.height * geo.channels);
   for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 37 + (i >> 5) * 11) & 0xff;
   const png = await sharp(pixels, { raw: { width: geo.width, height: geo.height, channels: geo.channels } }).png().toBuffer();
   await decodeToChw(png, geo);
-  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < images; i++) await decodeToChw(png, geo);
-  const cpu = process.cpuUsage(cpu0);
-  // CPU time, not wall: on a busy machine the wall time includes waiting for a core.
-  return Math.min((cpu.user + cpu.system) / 1000, performance.now() - t0) / images;
+  return (performance.now() - t0) / images;
 }

@@ -3,13 +3,10 @@
 
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { readFileSync } from 'node:fs';
-import { dirname, extname, join } from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ExecutionProvider } from '../config.js';
 import type { FromWorker, RunRequest, WarmupTiming, WorkerInit } from './worker-protocol.js';
 import { GpuUnavailableError } from './session.js';
+import { workerEntry } from '../util/worker-entry.js';
 
 export interface BatchResult {
   /** [size, classes] */
@@ -65,30 +62,6 @@ interface Slot {
   exited: boolean;
 }
 
-// Under tsx or vitest the sources are .ts and the worker needs tsx's loader too. Node 20 ignores `--import` hooks
-// for a worker's entry module, so a .ts worker starts from a one-line bootstrap that registers tsx first.
-// A tsc build (.js) starts the worker file directly.
-const SELF_EXT = extname(fileURLToPath(import.meta.url));
-const WORKER_URL = new URL(`./inference-worker${SELF_EXT}`, import.meta.url);
-
-function tsxApiUrl(): string {
-  // tsx/esm/api has an ESM entry and a CJS one; the ESM one is the entry of the package's "import" condition.
-  const require = createRequire(import.meta.url);
-  const pkgFile = require.resolve('tsx/package.json');
-  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { exports: Record<string, { import?: string | { default?: string } }> };
-  const imp = pkg.exports['./esm/api']?.import;
-  const rel = typeof imp === 'string' ? imp : imp?.default;
-  if (!rel) throw new Error('tsx/esm/api has no ESM entry');
-  return pathToFileURL(join(dirname(pkgFile), rel)).href;
-}
-
-function workerEntry(): { entry: string | URL; eval: boolean } {
-  if (SELF_EXT !== '.ts') return { entry: WORKER_URL, eval: false };
-  const tsxApi = tsxApiUrl();
-  const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
-  return { entry: code, eval: true };
-}
-
 /**
  * Events: 'free' when a worker can take a batch (batchers wait for it), 'dispatch' (index, model, size) just before a
  * batch is posted to a worker, 'replaced' (index) when a dead worker's successor is ready.
@@ -136,13 +109,6 @@ export class InferencePool extends EventEmitter {
     return this.slots.length;
   }
 
-  /** Starts more workers, up to `workers` in all; resolves once they are warmed up. */
-  async grow(workers: number): Promise<void> {
-    if (this.closing) throw new WorkerCrashedError('the pool is closing');
-    const start = this.slots.length;
-    await Promise.all(Array.from({ length: Math.max(0, workers - start) }, (_, i) => this.spawn(start + i)));
-  }
-
   /** Workers ready and idle right now. */
   freeSlots(): number {
     let n = 0;
@@ -182,7 +148,7 @@ export class InferencePool extends EventEmitter {
 
   private spawn(index: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const { entry, eval: isEval } = workerEntry();
+      const { entry, eval: isEval } = workerEntry('inference-worker', import.meta.url);
       const worker = new Worker(entry, { eval: isEval, workerData: this.opts.init, name: `inference-${index}` });
       const slot: Slot = { index, worker, ready: false, job: undefined, exited: false };
       this.slots[index] = slot;

@@ -164,17 +164,6 @@ export function heldOutCount(o: Pick<TrainOptions, 'val' | 'refit'>, loaded: num
   return o.val;
 }
 
-/** Independent random streams from one seed: stream 1 = epoch order, 2 = a step's augmentation and MixUp. */
-export function streamSeed(seed: number, stream: number, index: number): number {
-  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(stream + 1, 0xc2b2ae35) ^ Math.imul(index + 1, 0x27d4eb2f);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
 export function defaultModelName(data: string, arch: string): string {
   const base = /^(?:idx|cifar10|cifar100|folder):(.+)$/.exec(data)?.[1] ?? data;
   const stem = basename(resolve(base)); // a data set name, or the last part of its directory

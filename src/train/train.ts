@@ -27,8 +27,8 @@ import { prepareSplit, type CachedSplit } from '../data/cache.js';
 import { stratifiedHoldout, subsetSplit } from '../data/holdout.js';
 import { normalizeChw, type InputGeometry, type Normalization } from '../data/preprocess.js';
 import { openDataSource } from '../data/resolve.js';
-import { createRng, permutation } from '../util/rng.js';
-import { augment, isIdentity } from './augment.js';
+import { openBatchSource } from './batch-source.js';
+import type { BatchSpec } from './batches.js';
 import { trainedCard } from './card.js';
 import {
   checkpointName,
@@ -38,7 +38,7 @@ import {
   saveCheckpoint,
   type EvalRecord,
 } from './checkpoint.js';
-import type { Engine, TrainBatch } from './engines/engine.js';
+import type { Engine } from './engines/engine.js';
 import { createEngine } from './engines/index.js';
 import { evaluate, type Score } from './evaluate.js';
 import {
@@ -47,14 +47,12 @@ import {
   heldOutCount,
   recipeDifferences,
   recipeOf,
-  streamSeed,
   validateOptions,
   type TrainOptions,
 } from './options.js';
 import { renderTrainingPlot } from './plot.js';
 import { formatDuration, silentReporter, type Reporter } from './progress.js';
 import { learningRate, type Schedule } from './schedule.js';
-import { mixup, smoothedTargets } from './targets.js';
 
 export { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from './options.js';
 
@@ -91,38 +89,6 @@ export interface TrainResult {
   test?: Score;
 }
 
-interface BatchBuffers {
-  x: Float32Array;
-  y: Float32Array;
-  labels: Uint16Array;
-  view: Uint8Array;
-}
-
-/** One training batch: augmented views, normalised into x, smoothed one-hot targets, then MixUp on both. */
-function makeBatch(
-  o: TrainOptions,
-  data: CachedSplit,
-  indices: Uint32Array,
-  geo: InputGeometry,
-  norm: Normalization,
-  classes: number,
-  step: number,
-  buf: BatchBuffers,
-): TrainBatch {
-  const rng = createRng(streamSeed(o.seed, 2, step));
-  const d = geo.channels * geo.height * geo.width;
-  const plain = isIdentity(o.augment);
-  for (let k = 0; k < indices.length; k++) {
-    const i = indices[k];
-    const pixels = plain ? data.pixels(i) : augment(data.pixels(i), geo, o.augment, rng, buf.view);
-    normalizeChw(pixels, geo, norm, buf.x, k * d);
-    buf.labels[k] = data.labels[i];
-  }
-  smoothedTargets(buf.labels, classes, o.labelSmoothing, buf.y);
-  mixup(buf.x, buf.y, indices.length, o.mixup, rng);
-  return { x: buf.x, y: buf.y, size: indices.length };
-}
-
 async function resolveResume(o: TrainOptions, checkpointDir: string): Promise<string | undefined> {
   if (!o.resume) return undefined;
   const where = o.resume === true ? checkpointDir : resolve(o.resume);
@@ -133,14 +99,15 @@ async function resolveResume(o: TrainOptions, checkpointDir: string): Promise<st
 }
 
 
-/** Caching progress: a line every 5 s and at the end (decoding 60k images takes ~30 s). */
+/** Caching progress: a line every 5 s between the cache's own first and last lines (60k images take ~30 s). */
 function cacheOptions(o: TrainOptions, say: Reporter, what: string, limit?: number) {
   let last = performance.now();
   return {
     root: o.cacheDir,
     limit,
+    log: (line: string) => say.line(line),
     onProgress: (done: number, total: number) => {
-      if (done < total && performance.now() - last < 5000) return;
+      if (done === total || performance.now() - last < 5000) return;
       last = performance.now();
       say.line(`caching ${what} at ${o.size}×${o.size}×${o.channels}: ${done}/${total} images`);
     },
@@ -212,26 +179,14 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
       `at ${o.size}×${o.size}×${o.channels}, ${o.epochs} epochs × ${stepsPerEpoch} steps of ${batchSize}, engine ${engine.name}`,
   );
 
-  // Two sets of batch buffers: the next batch is built into one while the engine still reads the other.
-  const buffers: BatchBuffers[] = [0, 1].map(() => ({
-    x: new Float32Array(batchSize * cfg.inputDim),
-    y: new Float32Array(batchSize * classes),
-    labels: new Uint16Array(batchSize),
-    view: new Uint8Array(cfg.inputDim),
-  }));
-  const orders = new Map<number, Uint32Array>(); // epoch → data order (this epoch and, near its end, the next)
-  const batchFor = (s: number): TrainBatch => {
-    const epoch = Math.floor(s / stepsPerEpoch);
-    let perm = orders.get(epoch);
-    if (!perm) {
-      perm = permutation(createRng(streamSeed(o.seed, 1, epoch)), trainData.size);
-      orders.set(epoch, perm);
-      orders.delete(epoch - 1);
-    }
-    const at = (s % stepsPerEpoch) * batchSize;
-    return makeBatch(o, trainData, perm.subarray(at, at + batchSize), geo, norm, classes, s, buffers[s % 2]);
+  // Batches are built on a worker thread, the next one while the engine steps on this one (from the training images
+  // only: the worker opens the cache and takes the same indices).
+  const batchSpec: BatchSpec = {
+    seed: o.seed, batchSize, examples: trainData.size, stepsPerEpoch, geo, norm, classes, augment: o.augment,
+    labelSmoothing: o.labelSmoothing, mixup: o.mixup,
   };
-  let prefetched: TrainBatch | undefined;
+  const { source: batches, note: batchNote } = await openBatchSource(batchSpec, loaded, holdout.val.length ? holdout.train : undefined);
+  if (batchNote) say.line(batchNote);
   let checkpoint: string | undefined;
   let stopped = false;
   const startStep = step;
@@ -292,14 +247,14 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
       // 2. Learning rate for this step.
       const lr = learningRate(schedule, step);
 
-      // 3. The batch: this epoch's order, then augmentation, smoothing and MixUp seeded by the step.
+      // 3. The batch: this epoch's order, then augmentation, smoothing and MixUp seeded by the step (batches.ts).
       const t0 = performance.now();
-      const batch = prefetched ?? batchFor(step);
+      const batch = await batches.take(step);
+      if (step + 1 < totalSteps) batches.prefetch(step + 1);
 
-      // 4. Forward, backward, LION. While the engine works (onnxruntime runs off this thread), build the next batch.
-      const pending = engine.step(batch, { lr, beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay, bodyLrScale: o.bodyLrScale ?? 1 });
-      prefetched = step + 1 < totalSteps ? batchFor(step + 1) : undefined;
-      const { loss } = await pending;
+      // 4. Forward, backward, LION, while the worker builds the next batch.
+      const { loss } = await engine.step(batch, { lr, beta1: o.beta1, beta2: o.beta2, weightDecay: o.weightDecay, bodyLrScale: o.bodyLrScale ?? 1 });
+      batches.release(batch);
       if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${step} (lr ${lr}): the run diverged`);
       trainSeconds += (performance.now() - t0) / 1000;
 
@@ -363,6 +318,7 @@ export async function train(o: TrainOptions, hooks: TrainHooks = {}): Promise<Tr
   } finally {
     say.done();
     await new Promise<void>((res) => log.end(res));
+    await batches.close();
     loaded.close();
     await engine.dispose();
   }

@@ -72,15 +72,16 @@ describe('rates and the fraction', () => {
 
 describe('rounds → figures', () => {
   const gemms = stepGemms(paramSpecs(cfg('B_1-Wi_8')), 128);
-  const round = (ortMs: number[], gemmMs: number[], torchMs: number[], load: number): ArchRound => ({
+  // CPU time: a fixed share of the wall time per round (`cpu`), as if the round had waited for a core that much.
+  const round = (ortMs: number[], gemmMs: number[], torchMs: number[], load: number, cpu = 0.9): ArchRound => ({
     load: [load, load + 1],
-    ort: ortMs.map((stepMs, i) => ({ threads: i + 1, stepMs, runMs: stepMs - 2, updateMs: 2 })),
-    ortGemm: gemmMs.map((ms, i) => ({ threads: i + 1, ms })),
+    ort: ortMs.map((stepMs, i) => ({ threads: i + 1, stepMs, cpuMs: cpu * stepMs, runMs: stepMs - 2, updateMs: 2 })),
+    ortGemm: gemmMs.map((ms, i) => ({ threads: i + 1, ms, cpuMs: cpu * ms })),
     torch: {
-      runs: torchMs.map((stepMs, i) => ({ threads: 1 + (i >> 1), lion: i % 2 ? 'foreach' : 'lerp', stepMs })),
-      gemm: [{ threads: 1, ms: 90 }, { threads: 2, ms: 60 }],
+      runs: torchMs.map((stepMs, i) => ({ threads: 1 + (i >> 1), lion: i % 2 ? 'foreach' : 'lerp', stepMs, cpuMs: cpu * stepMs })),
+      gemm: [{ threads: 1, ms: 90, cpuMs: cpu * 90 }, { threads: 2, ms: 60, cpuMs: cpu * 60 }],
     },
-    others: [{ engine: 'tfjs-wasm', stepMs: 1000 + load }],
+    others: [{ engine: 'tfjs-wasm', stepMs: 1000 + load, cpuMs: cpu * (1000 + load) }],
   });
 
   it('each configuration keeps its best round; ratio and roofline at the best thread count', () => {
@@ -97,8 +98,16 @@ describe('rounds → figures', () => {
     expect(s.load).toEqual({ min: 3, max: 6 });
   });
 
+  it('the CPU-time view: at the fewest threads, each side\'s lowest CPU time over the rounds', () => {
+    // round 1 waited more for a core (CPU = 0.5 of wall), round 2 less (0.9)
+    const s = summarizeArch([round([100, 80], [70, 64], [200, 210, 160, 170], 3, 0.5), round([90, 85], [72, 60], [190, 220, 180, 150], 5, 0.9)], gemms, 128);
+    // ort@1: 50 vs 81 → 50; MatMul@1: 35 vs 64.8 → 35; torch@1: lerp 100 / foreach 105 vs 171 / 198 → lerp 100
+    expect(s.cpu).toMatchObject({ threads: 1, ortMs: 50, gemmMs: 35, torchMs: 100, torchLion: 'lerp', ratio: 2, fraction: 0.7, torchGemmMs: 45 });
+    expect(s.cpu.ortGemmGflops).toBeCloseTo(totalFlops(gemms) / 35e6, 9);
+  });
+
   it('without PyTorch there is no ratio, the roofline still stands', () => {
-    const r = { ...round([100], [85], [], 1), torch: undefined };
+    const r = { ...round([100], [85], [], 1, 1), torch: undefined };
     const s = summarizeArch([r], gemms, 128);
     expect(s.ratio).toBeUndefined();
     expect(s.torchBest).toBeUndefined();

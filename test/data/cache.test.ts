@@ -41,8 +41,13 @@ afterAll(async () => {
 describe('prepareSplit', () => {
   it('stores decodeToChw of every image, in shards; reopening reads no image', async () => {
     const ds = counted(test);
-    const built = await prepareSplit(ds, geo, { root, limit: N, shardImages: 64, concurrency: 6 });
+    const lines: string[] = [];
+    const built = await prepareSplit(ds, geo, { root, limit: N, shardImages: 64, concurrency: 6, log: (l) => lines.push(l) });
     expect(ds.reads).toBe(N);
+    // A first run says what it is doing before the wait, and how long it took after.
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe(`caching ${test.name} ${test.split} (${N} images at 20×20×3) into ${built.dir}: each image is decoded once now, later runs read the cache`);
+    expect(lines[1]).toMatch(new RegExp(`^cached ${test.name} ${test.split} \\(${N} images at 20×20×3\\) in \\d+\\.\\d s$`));
     expect(built.size).toBe(N);
     expect(built.meta.shards).toHaveLength(Math.ceil(N / 64));
     for (let i = 0; i < N; i += 7) {
@@ -56,8 +61,9 @@ describe('prepareSplit', () => {
     expect(built.meta.stats.mean[2]).toBeCloseTo(built.meta.stats.mean[0], 6);
 
     const again = counted(test);
-    const reopened = await prepareSplit(again, geo, { root, limit: N });
+    const reopened = await prepareSplit(again, geo, { root, limit: N, log: (l) => lines.push(l) });
     expect(again.reads).toBe(0);
+    expect(lines).toHaveLength(2); // nothing to say when the cache is there
     expect(reopened.dir).toBe(built.dir);
     // Positioned reads (the large-cache path) give the same bytes as the in-memory shards.
     const fromDisk = await prepareSplit(again, geo, { root, limit: N, maxMemoryBytes: 0 });

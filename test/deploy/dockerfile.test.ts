@@ -143,8 +143,12 @@ for (const file of ['Dockerfile', 'Dockerfile.gpu'] as const) {
       // No sources, no TypeScript config at run time.
       expect(provenance(stages, runtime, `${runtime.workdir}/src/serve/server.ts`, resolver)).toBeUndefined();
       // The context stays small: dependencies, history and tests are not sent to the builder.
-      for (const f of ['node_modules/x', '.git/HEAD', 'test/deploy/manifests.test.ts', 'runs/x.log'])
+      for (const f of ['node_modules/x', '.git/HEAD', 'test/deploy/manifests.test.ts', 'runs/x.log', 'models/.checkpoints/step-100.json', 'models/a/.checkpoints/x'])
         expect(dockerignore.ignores(f), f).toBe(true);
+      expect(dockerignore.ignores('models/fashion-mlp/model.onnx')).toBe(false);
+      // Nor do training checkpoints reach git.
+      const ignored = execFileSync('git', ['check-ignore', '--no-index', 'models/.checkpoints/step-100.json', 'models/fashion-mlp/model.onnx'], { cwd: ROOT, encoding: 'utf8' });
+      expect(ignored.trim().split('\n')).toEqual(['models/.checkpoints/step-100.json']);
     });
 
     it('the copy check notices a missing COPY (it is not vacuous)', () => {

@@ -16,7 +16,7 @@ describe('loadConfig', () => {
       grpcPort: 8081,
       modelsDir: 'models',
       defaultModel: undefined,
-      batchMaxSize: 32,
+      batchMaxSize: 64,
       batchMaxDelayMs: 5,
       batchPolicy: 'adaptive',
       latencyTargetMs: 20,

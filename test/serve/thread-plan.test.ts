@@ -8,16 +8,16 @@ import { cheapestPerImage, measureDecodeMs, pinnedPlan, planThreads } from '../.
 import { makeModels, metricsText, startApp, type TempModels } from './helpers.js';
 
 describe('planThreads', () => {
-  it('decode-bound: one inference worker; compute-bound: one per core', () => {
+  it('decode-bound: one onnxruntime thread; compute-bound: one per core, all in one worker', () => {
     // 28×28 PNG + a small one-view model: decode 0.5 ms, inference 0.05 ms → share 2 × 0.05/0.55 = 0.18 core.
     expect(planThreads(2, 0.5, { batch: 32, ms: 0.05 })).toMatchObject({ inferenceWorkers: 1, intraOpThreads: 1, source: 'measured' });
-    // B_12-Wi_1024: decode 0.5 ms, inference 5.5 ms → share 1.83 cores → 2 workers.
+    // B_12-Wi_1024: decode 0.5 ms, inference 5.5 ms → share 1.83 cores → 2 threads.
     const big = planThreads(2, 0.5, { batch: 64, ms: 5.5 });
-    expect(big).toMatchObject({ inferenceWorkers: 2, intraOpThreads: 1, inferBatch: 64 });
+    expect(big).toMatchObject({ inferenceWorkers: 1, intraOpThreads: 2, inferBatch: 64 });
     expect(big.inferenceCores).toBeCloseTo((2 * 5.5) / 6, 12);
-    // Even a pure-inference load never gets more workers than cores; on 8 cores a 50/50 split is 4 workers.
-    expect(planThreads(2, 0, { batch: 8, ms: 1 }).inferenceWorkers).toBe(2);
-    expect(planThreads(8, 1, { batch: 8, ms: 1 }).inferenceWorkers).toBe(4);
+    // Even a pure-inference load never gets more threads than cores; on 8 cores a 50/50 split is 4 threads.
+    expect(planThreads(2, 0, { batch: 8, ms: 1 }).intraOpThreads).toBe(2);
+    expect(planThreads(8, 1, { batch: 8, ms: 1 }).intraOpThreads).toBe(4);
   });
 
   it('the cheapest warm-up batch gives the per-image cost', () => {
@@ -56,16 +56,16 @@ describe('a real server', () => {
     try {
       const body = (await (await fetch(`${srv.base}/models`)).json()) as { threads: Record<string, unknown> };
       expect(body.threads.source).toBe('measured');
-      expect(body.threads.intraOpThreads).toBe(1);
-      const workers = body.threads.inferenceWorkers as number;
-      expect(workers).toBeGreaterThanOrEqual(1);
-      expect(workers).toBeLessThanOrEqual(availableParallelism());
+      expect(body.threads.inferenceWorkers).toBe(1);
+      const threads = body.threads.intraOpThreads as number;
+      expect(threads).toBeGreaterThanOrEqual(1);
+      expect(threads).toBeLessThanOrEqual(availableParallelism());
       expect(body.threads.decodeMs as number).toBeGreaterThan(0);
       expect(body.threads.inferMs as number).toBeGreaterThan(0);
-      expect(srv.app.models.pool!.size).toBe(workers);
+      expect(srv.app.models.pool!.size).toBe(1);
       const text = await metricsText(srv.base);
-      expect(text).toContain(`mlp_threads{role="inference_workers",source="measured"} ${workers}`);
-      expect(text).toContain(`mlp_threads{role="intra_op",source="measured"} 1`);
+      expect(text).toContain('mlp_threads{role="inference_workers",source="measured"} 1');
+      expect(text).toContain(`mlp_threads{role="intra_op",source="measured"} ${threads}`);
     } finally {
       await srv.close();
     }

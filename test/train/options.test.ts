@@ -1,7 +1,8 @@
 // The train loop's small pure helpers: normalisation choice per channel count, independent seeded streams,
 // default model names, option validation.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TRAIN_OPTIONS, chooseNormalization, defaultModelName, heldOutCount, streamSeed, validateOptions } from '../../src/train/options.js';
+import { streamSeed } from '../../src/train/batches.js';
+import { DEFAULT_TRAIN_OPTIONS, chooseNormalization, defaultModelName, heldOutCount, validateOptions } from '../../src/train/options.js';
 
 const stats = { mean: [10.123, 20.456, 30.789], std: [5.555, 0.2, 7] };
 
