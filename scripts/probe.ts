@@ -15,6 +15,7 @@ Features (one of)
   --local                compute embeddings in-process with onnxruntime from the model directory
   --pixels               probe the raw pixels (no model)
   --random-init          a random-init model of the model's architecture and input (needs the model directory)
+  --embeddings <tr,te>   two directories written by \`npm run embed\` (train split, test split), merged shards or not
   --compare              the model (served with --url, else local), its random-init twin and raw pixels: a table
 Options
   --model <name|dir>     model name (served: ?model=; local: a directory under --models-dir) or a model directory
@@ -35,7 +36,7 @@ async function main(argv: string[]): Promise<void> {
   const b = { type: 'boolean' } as const;
   const v = parseFlags(argv, {
     url: s, model: s, 'models-dir': s, data: s, 'train-n': s, 'test-n': s, local: b, pixels: b, 'random-init': b,
-    compare: b, 'batch-size': s, concurrency: s, seed: s, json: s, export: s,
+    compare: b, embeddings: s, 'batch-size': s, concurrency: s, seed: s, json: s, export: s,
   });
   const { data } = required(v, 'data');
   const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
@@ -58,10 +59,14 @@ async function main(argv: string[]): Promise<void> {
     concurrency: num('concurrency', v.concurrency, 4, { integer: true, min: 1 }),
   });
 
-  const modes = [v.url && !v.compare, v.local && !v.compare, v.pixels, v['random-init'], v.compare].filter(Boolean).length;
-  if (modes !== 1) throw new UsageError('choose one of --url, --local, --pixels, --random-init, --compare');
+  const modes = [v.url && !v.compare, v.local && !v.compare, v.pixels, v['random-init'], v.compare, v.embeddings].filter(Boolean).length;
+  if (modes !== 1) throw new UsageError('choose one of --url, --local, --pixels, --random-init, --compare, --embeddings');
   let sources: FeatureSource[];
-  if (v.compare) {
+  if (v.embeddings) {
+    const dirs = v.embeddings.split(',');
+    if (dirs.length !== 2) throw new UsageError(`--embeddings takes TRAIN_DIR,TEST_DIR, got "${v.embeddings}"`);
+    sources = [{ kind: 'files', trainDir: resolve(dirs[0]), testDir: resolve(dirs[1]) }];
+  } else if (v.compare) {
     const dir = modelDir();
     sources = [v.url ? served() : { kind: 'local', modelDir: dir }, { kind: 'random-init', modelDir: dir, seed }, { kind: 'pixels' }];
   } else if (v.url) sources = [served()];

@@ -146,13 +146,16 @@ export async function timeEngine(name: EngineName, cfg: MlpConfig, plan: TimingP
  * preallocated), run with the engine's own session options; the median time of one run of all of them, ms.
  */
 export async function timeOrtGemms(gemms: readonly Gemm[], threads: number, reps: number): Promise<{ ms: number; cpuMs: number }> {
+  // Every operand its own graph input: products sharing inputs would be merged into one by onnxruntime's common
+  // subexpression elimination. Inputs of one shape share their data (onnxruntime cannot see that).
   const inputs = new Map<string, { dims: number[]; tensor: ort.Tensor }>();
+  const dataByShape = new Map<string, Float32Array>();
   const operand = (rows: number, cols: number) => {
-    const name = `in_${rows}x${cols}`;
-    if (!inputs.has(name)) {
-      const data = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i) * 0.1);
-      inputs.set(name, { dims: [rows, cols], tensor: new ort.Tensor('float32', data, [rows, cols]) });
-    }
+    const key = `${rows}x${cols}`;
+    let data = dataByShape.get(key);
+    if (!data) dataByShape.set(key, (data = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i) * 0.1)));
+    const name = `in_${inputs.size}_${key}`;
+    inputs.set(name, { dims: [rows, cols], tensor: new ort.Tensor('float32', data, [rows, cols]) });
     return name;
   };
   // Each product's output leaves the graph as its first row only: onnxruntime-node copies every output into the

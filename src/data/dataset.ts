@@ -18,6 +18,14 @@ export interface Dataset {
   label(i: number): number;
   /** Example i, as raw interleaved pixels or encoded file bytes. */
   image(i: number): Promise<ImageInput>;
+  /** Where example i came from, for sets read from files (an image folder: its path relative to the root). */
+  file?(i: number): string;
+}
+
+/** A numbered list of images, fetched on demand (a data set, a subset of one, uploaded files). */
+export interface ImageList {
+  readonly size: number;
+  image(i: number): Promise<ImageInput>;
 }
 
 /** A data set with its two splits, as `--data` names it. */
@@ -47,5 +55,6 @@ export function subset(ds: Dataset, indices: ArrayLike<number>, split: string): 
     fingerprint: shortHash(`${ds.fingerprint}/${ds.split}/${shortHash(Buffer.from(idx.buffer).toString('base64'))}`),
     label: (i) => ds.label(idx[i]),
     image: (i) => ds.image(idx[i]),
+    ...(ds.file ? { file: (i: number) => ds.file!(idx[i]) } : {}),
   };
 }

@@ -71,5 +71,6 @@ export async function readFolderSplit(opts: {
     fingerprint: `folder:${files.length}:${shortHash(listing)}`,
     label: (i) => labels[i],
     image: (i) => readFile(paths[i]),
+    file: (i) => relative(opts.root, paths[i]),
   };
 }

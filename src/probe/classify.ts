@@ -3,7 +3,8 @@
 // retried after Retry-After. This measures what users get, preprocessing and all, not what the trainer saw.
 
 import type { Dataset } from '../data/dataset.js';
-import { pool, retryAfterMs, toUploadBytes, type OnProgress } from './embeddings.js';
+import { pool } from '../util/pool.js';
+import { retryAfterMs, toUploadBytes, type OnProgress } from './embeddings.js';
 
 export interface ServedAccuracyOptions {
   url: string;

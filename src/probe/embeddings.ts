@@ -4,20 +4,13 @@
 //  - local: the model's ONNX file run directly with onnxruntime, after the very preprocessing the server applies;
 //  - pixels: the raw pixels themselves (the baseline a representation has to beat).
 
-import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
-import ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { readCard, inputDim, ONNX_FILE, type ModelCard } from '../model/card.js';
-import { decodeToChw, normalizeChw, type ImageInput, type InputGeometry, type RawImage } from '../data/preprocess.js';
-import { EMBEDDING_NAME, INPUT_NAME } from '../export/export.js';
+import type { ImageList } from '../data/dataset.js';
+import { decodeToChw, type ImageInput, type InputGeometry, type RawImage } from '../data/preprocess.js';
+import { openEmbedder } from '../embed/embedder.js';
+import type { ModelCard } from '../model/card.js';
+import { pool } from '../util/pool.js';
 import type { FeatureMatrix } from './logreg.js';
-
-/** A numbered list of images, fetched on demand (a data set, or a subset of one). */
-export interface ImageList {
-  size: number;
-  image(i: number): Promise<ImageInput>;
-}
 
 /** Called as rows are produced. */
 export type OnProgress = (done: number, total: number) => void;
@@ -31,27 +24,6 @@ export async function toUploadBytes(img: ImageInput): Promise<Uint8Array> {
   if (!isRaw(img)) return img;
   const { raw, width, height, channels } = img;
   return sharp(raw, { raw: { width, height, channels } }).png().toBuffer();
-}
-
-/**
- * Runs `work(i)` for i in 0..count-1 with at most `limit` in flight. After a failure no new item starts, and the
- * first error is thrown once the items already in flight have settled (no request is left running behind us).
- */
-export async function pool(count: number, limit: number, work: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  let error: { err: unknown } | undefined;
-  const worker = async () => {
-    while (!error && next < count) {
-      const i = next++;
-      try {
-        await work(i);
-      } catch (err) {
-        error ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
-  if (error) throw error.err;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -192,33 +164,19 @@ export interface LocalOptions {
 
 /** Embeddings computed in-process from `<modelDir>/model.onnx`, preprocessed exactly as the server does. */
 export async function localEmbeddings(modelDir: string, images: ImageList, o: LocalOptions = {}): Promise<FeatureMatrix & { card: ModelCard }> {
-  const card = await readCard(modelDir);
   const batchSize = o.batchSize ?? 256;
-  const session = await ort.InferenceSession.create(join(modelDir, ONNX_FILE), {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: o.threads ?? availableParallelism(),
-    graphOptimizationLevel: 'all',
-  });
-  const geo: InputGeometry = card.input;
-  const d = inputDim(card);
-  const dim = card.embeddingDim;
-  const data = new Float32Array(images.size * dim);
+  const embedder = await openEmbedder(modelDir, { threads: o.threads });
+  const data = new Float32Array(images.size * embedder.dim);
   try {
     for (let start = 0; start < images.size; start += batchSize) {
       const n = Math.min(batchSize, images.size - start);
-      const x = new Float32Array(n * d);
-      await pool(n, 8, async (k) => {
-        const chw = await decodeToChw(await images.image(start + k), geo);
-        normalizeChw(chw, geo, card.normalization, x, k * d);
-      });
-      const out = await session.run({ [INPUT_NAME]: new ort.Tensor('float32', x, [n, d]) }, [EMBEDDING_NAME]);
-      data.set(out[EMBEDDING_NAME].data as Float32Array, start * dim);
+      data.set(await embedder.embed(images, start, n), start * embedder.dim);
       o.onProgress?.(start + n, images.size);
     }
   } finally {
-    await session.release();
+    await embedder.close();
   }
-  return { data, rows: images.size, cols: dim, card };
+  return { data, rows: images.size, cols: embedder.dim, card: embedder.card };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ import { CARD_FILE, readCard, ONNX_FILE } from '../model/card.js';
 import { initWeights } from '../model/mlp.js';
 import { buildCard, configFromCard, writeModelDir } from '../export/export.js';
 import { compareVersions } from '../serve/model-repo.js';
-import { localEmbeddings, pixelFeatures, servedEmbeddings, type ImageList, type OnProgress } from './embeddings.js';
+import type { ImageList } from '../data/dataset.js';
+import { readEmbeddings } from '../embed/run.js';
+import { localEmbeddings, pixelFeatures, servedEmbeddings, type OnProgress } from './embeddings.js';
 import { writeProbeModel } from './export-probe.js';
 import { evaluateProbe, fitProbe, type FeatureMatrix, type ProbeOptions } from './logreg.js';
 
@@ -21,7 +23,9 @@ export type FeatureSource =
   | { kind: 'local'; modelDir: string }
   /** The model's architecture and input, freshly initialised: what training bought, by difference. */
   | { kind: 'random-init'; modelDir: string; seed?: number }
-  | { kind: 'pixels' };
+  | { kind: 'pixels' }
+  /** Directories written by `npm run embed` (or merged from its shards) for the train and test splits. */
+  | { kind: 'files'; trainDir: string; testDir: string };
 
 export interface ProbeRunOptions {
   /** `--data` spec (fashion-mnist, mnist, cifar10:DIR, …). */
@@ -85,8 +89,19 @@ async function randomTwin(modelDir: string, seed: number): Promise<{ dir: string
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
+/** The first `n` rows of an embedding directory, checked to be `ds`'s own images in `ds`'s order. */
+async function filesFeatures(dir: string, ds: Dataset, n: number): Promise<{ x: FeatureMatrix; description: string; retries?: number }> {
+  const { index, embeddings, labels } = await readEmbeddings(dir);
+  if (index.data.name !== ds.name || index.data.split !== ds.split || index.data.fingerprint !== ds.fingerprint)
+    throw new RangeError(`${dir} holds ${index.data.name} ${index.data.split}, not ${ds.name} ${ds.split} (or the files changed)`);
+  if (index.rows.start !== 0 || index.rows.end < n) throw new RangeError(`${dir} holds rows ${index.rows.start}..${index.rows.end}, the probe needs 0..${n}`);
+  for (let i = 0; i < n; i++) if (labels[i] !== ds.label(i)) throw new RangeError(`${dir}: label of row ${i} differs from the data set's`);
+  const x = { data: embeddings.subarray(0, n * index.dim), rows: n, cols: index.dim };
+  return { x, description: `${index.model.name} (${index.model.arch}) from ${dir}` };
+}
+
 async function features(
-  source: FeatureSource,
+  source: Exclude<FeatureSource, { kind: 'files' }>,
   images: ImageList,
   progress: { update: OnProgress; done(): void } | undefined,
 ): Promise<{ x: FeatureMatrix; description: string; retries?: number }> {
@@ -130,8 +145,9 @@ export async function runProbe(o: ProbeRunOptions): Promise<ProbeReport> {
   const trainImages = firstN(source.train, trainN);
   const testImages = firstN(source.test, testN);
   const t0 = performance.now();
-  const train = await features(o.source, trainImages, o.progress?.('train'));
-  const test = await features(o.source, testImages, o.progress?.('test'));
+  const src = o.source;
+  const train = src.kind === 'files' ? await filesFeatures(src.trainDir, source.train, trainN) : await features(src, trainImages, o.progress?.('train'));
+  const test = src.kind === 'files' ? await filesFeatures(src.testDir, source.test, testN) : await features(src, testImages, o.progress?.('test'));
   const featureSeconds = (performance.now() - t0) / 1000;
   const classes = source.train.classes.length;
   const yTrain = labelsOf(source.train, trainN);

@@ -17,8 +17,8 @@ import {
   pixelFeatures,
   retryAfterMs,
   servedEmbeddings,
-  type ImageList,
 } from '../../src/probe/embeddings.js';
+import type { ImageList } from '../../src/data/dataset.js';
 import { resolveModelDir, runProbe } from '../../src/probe/probe.js';
 import { startApp, type Running } from '../serve/helpers.js';
 
