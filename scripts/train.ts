@@ -19,6 +19,7 @@ Data and model
   --channels <1|3>        input channels (default ${D.channels})
   --max-examples <n>      train on the first n training images only
   --max-eval-examples <n> test on the first n test images only
+  --name <name>           model name = directory under --out (default <data>-<arch>)
 Validation and test
   --val <n>               validation images held out of the training images, stratified by class (default ${D.val};
                           0 = none): every epoch is scored on them, and choices are made on them
@@ -27,7 +28,6 @@ Validation and test
                           read the test split once, after the last epoch (default on); it chooses nothing
   --refit                 train on training + validation images (a recipe and epoch count chosen on validation
                           before); nothing is held out and the card says so
-  --name <name>           model name = directory under --out (default <data>-<arch>)
 Recipe (paper defaults unless noted)
   --epochs <n>            epochs
   --batch-size <n>        (default ${D.batchSize})
