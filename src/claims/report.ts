@@ -55,10 +55,10 @@ export async function renderClaimPlot(claim: ClaimId, cells: readonly Cell[], su
 
 const int = (n: number) => n.toLocaleString('en-US');
 
-function claimTable(claim: ClaimId, cells: readonly Cell[]): string[] {
+function claimTable(s: ClaimsScale, claim: ClaimId, cells: readonly Cell[]): string[] {
   const out = [
-    `| ${claim === 'batch-size' ? 'batch size' : 'model'} | params | chosen on validation (seed 0) | seeds | validation top-1 | test top-1 |`,
-    '| --- | ---: | --- | ---: | ---: | ---: |',
+    `| ${claim === 'batch-size' ? 'batch size' : 'model'} | params | steps | chosen on validation (seed 0) | seeds | validation top-1 | test top-1 |`,
+    '| --- | ---: | ---: | --- | ---: | ---: | ---: |',
   ];
   for (const c of cells) {
     const tried = c.tried.map((t) => `${t.note}: ${(100 * t.valAccuracy).toFixed(2)}%`).join('; ');
@@ -66,7 +66,7 @@ function claimTable(claim: ClaimId, cells: readonly Cell[]): string[] {
     // A best lr at either end of its grid may not be the best lr: say so rather than hide it.
     const edge = c.chosen && c.variant.candidates.length > 1 && (c.chosen.lr === Math.min(...lrs) || c.chosen.lr === Math.max(...lrs)) ? ' ⚠ lr at the grid\'s edge' : '';
     out.push(
-      `| ${c.variant.label} | ${c.params ? int(c.params) : 'n/a'} | ${c.chosen ? `**${c.chosen.note}**${edge} (of ${tried})` : 'not run yet'} | ` +
+      `| ${c.variant.label} | ${c.params ? int(c.params) : 'n/a'} | ${int(Math.floor(s.trainImages / Math.min(c.variant.batchSize, s.trainImages)) * s.epochs)} | ${c.chosen ? `**${c.chosen.note}**${edge} (of ${tried})` : 'not run yet'} | ` +
         `${c.runs.length} | ${pct(c.val)} | ${pct(c.test)} |`,
     );
   }
@@ -156,7 +156,7 @@ export function buildClaimsReport(rows: readonly ClaimRun[], ctx: ReportContext)
       '',
       `**Here**: ${v.line}. **Verdict: ${v.kind}.**`,
       '',
-      ...claimTable(claim, mine),
+      ...claimTable(s, claim, mine),
       '',
       `![${PAPER_STATEMENTS[claim].title}](${plotFile(claim)})`,
       '',
