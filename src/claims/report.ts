@@ -119,7 +119,8 @@ export function buildClaimsReport(rows: readonly ClaimRun[], ctx: ReportContext)
     '',
     `- **Data**: ${s.data}, ${s.size}×${s.size} grey. Each run trains on ${int(s.trainImages)} images for ${s.epochs} epochs; ` +
       `${int(s.val)} further training-split images are held out for validation (stratified by class, the trainer's \`val\`), ` +
-      `and the test split (${s.evalExamples ? int(s.evalExamples) + ' images' : 'all 10,000 images'}) is read once, after the last epoch.`,
+      `and the test split (${s.evalExamples ? int(s.evalExamples) + ' images' : 'all 10,000 images'}) is read once, after the last epoch.` +
+      (s.architectureData?.length ? ` The architecture claim is also run on ${s.architectureData.join(', ')} with the same sizes and splits.` : ''),
     `- **Models**: ${paramRange.length ? `${int(Math.min(...paramRange))}–${int(Math.max(...paramRange))}` : 'n/a'} parameters ` +
       `(mean ${Number.isFinite(params.mean) ? int(Math.round(params.mean)) : 'n/a'}): the paper's smallest model has 24.7M and trains on ImageNet-21k ` +
       'for hundreds of epochs, so these are the claims at roughly a thousandth of its scale, on a data set where small models ' +
