@@ -4,14 +4,13 @@
 
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { runClaims, type ClaimRun } from '../src/claims/run.js';
 import { writeClaimsReport } from '../src/claims/report.js';
 import { DEFAULT_SCALE, QUICK_SCALE } from '../src/claims/studies.js';
 import { RUNS_FILE, readRuns } from '../src/scaling/sweep.js';
-import { ENGINE_CHOICES, type EngineChoice } from '../src/train/engines/index.js';
+import { ENGINE_CHOICES } from '../src/train/engines/index.js';
 import { formatDuration } from '../src/train/progress.js';
-import { UsageError, commandLine, isUsageError, num } from '../src/util/cli.js';
+import { choice, commandLine, num, parseFlags, required, runCli } from '../src/util/cli.js';
 
 const USAGE = `Usage: npm run claims -- --out <dir> [--quick] [--seeds n] [options]
 
@@ -34,21 +33,11 @@ function uptime(): string {
 async function main(argv: string[]): Promise<void> {
   const s = { type: 'string' } as const;
   const b = { type: 'boolean' } as const;
-  const { values: v } = parseArgs({
-    args: argv,
-    strict: true,
-    options: { out: s, quick: b, seeds: s, engine: s, 'cache-dir': s, 'report-only': b, help: { type: 'boolean', short: 'h' } },
-  });
-  if (v.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  if (!v.out) throw new UsageError('--out is required');
-  const out = resolve(v.out);
+  const v = parseFlags(argv, { out: s, quick: b, seeds: s, engine: s, 'cache-dir': s, 'report-only': b });
+  const out = resolve(required(v, 'out').out);
   const base = v.quick ? QUICK_SCALE : DEFAULT_SCALE;
   const scale = { ...base, seeds: num('seeds', v.seeds, base.seeds, { integer: true, min: 3 }) };
-  const engine = (v.engine ?? 'auto') as EngineChoice;
-  if (!ENGINE_CHOICES.includes(engine)) throw new UsageError(`--engine must be one of ${ENGINE_CHOICES.join(', ')}`);
+  const engine = choice('engine', v.engine, 'auto', ENGINE_CHOICES);
   const command = commandLine('npm run claims --', argv.filter((a) => a !== '--report-only'));
 
   let rows: ClaimRun[];
@@ -87,11 +76,4 @@ async function main(argv: string[]): Promise<void> {
   process.stdout.write(`wrote ${out}/{report.md,architecture.svg,augmentation.svg,batch-size.svg}\n`);
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  if (isUsageError(err)) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  process.stderr.write(`claims failed: ${(err as Error).message}\n`);
-  process.exit(1);
-});
+runCli('claims', USAGE, () => main(process.argv.slice(2)));

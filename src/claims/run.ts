@@ -94,7 +94,7 @@ export async function runClaims(o: ClaimsRunOptions): Promise<ClaimRun[]> {
     o.onRun?.({ variant: v, id, note, seed, skipped: false });
     const loadStart = loadavg()[0];
     const opts = recipeTrainOptions(r, {
-      arch: v.arch, id, epochs: s.epochs, lr: r.lr, batchSize: r.batchSize, loadImages, val: s.val, work,
+      arch: v.arch, id, epochs: s.epochs, lr: r.lr, batchSize: r.batchSize, loadImages, work,
       engine: o.engine, cacheDir: o.cacheDir, command: `claims ${id}`,
     });
     const res = await train(opts, { reporter: say, signal: o.signal });

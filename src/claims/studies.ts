@@ -152,6 +152,7 @@ function baseRecipe(s: ClaimsScale): Omit<SweepRecipe, 'lr' | 'batchSize'> {
     augment: PLAIN_AUGMENT,
     schedule: 'cosine',
     seed: 0,
+    val: s.val,
     ...(s.evalExamples ? { evalExamples: s.evalExamples } : {}),
   };
 }
