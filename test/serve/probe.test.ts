@@ -3,6 +3,8 @@
 // images (and the same head as `npm run probe -- --export`), MNIST digits from 50 each (transfer), the requests
 // that must be refused, and a teach job abandoned by shutdown leaving no model directory behind.
 
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { cp, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,9 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDataSource } from '../../src/data/resolve.js';
 import type { Dataset } from '../../src/data/dataset.js';
 import { readOnnxWeights } from '../../src/export/export.js';
-import { toUploadBytes } from '../../src/probe/embeddings.js';
+import { localEmbeddings, toUploadBytes } from '../../src/probe/embeddings.js';
+import { evaluateProbe, fitProbe } from '../../src/probe/logreg.js';
 import { runProbe } from '../../src/probe/probe.js';
-import { startApp, type Running } from './helpers.js';
+import { startApp, withTimeout, type Running } from './helpers.js';
 
 process.env.MLP_CACHE_DIR ??= '/work/cache';
 const ADMIN = 'admin-key-for-probe-tests-0123';
@@ -113,4 +116,98 @@ describe('teaching a classifier over HTTP', () => {
     const baseModel = readOnnxWeights(new Uint8Array(await readFile('models/fashion-mlp/model.onnx')));
     expect(httpModel.weights.stem.weight).toEqual(baseModel.weights.stem.weight);
   }, 120_000);
+});
+
+describe('transfer', () => {
+  it('MNIST digits from 50 training images each: served accuracy on 1,000 test images ≥ the library probe\'s on the same images (−1 point)', async () => {
+    const mn = await openDataSource('mnist');
+    const picked: number[] = [];
+    const per = new Array(10).fill(0);
+    for (let i = 0; picked.length < 500; i++) if (per[mn.train.label(i)]++ < 50) picked.push(i);
+    const accepted = await teach('fashion-mlp', 'name=digits&seed=0', await parts(mn.train, picked));
+    expect(accepted.status).toBe(202);
+    const job = await waitJob(accepted.json.job);
+    expect(job).toMatchObject({ status: 'done', model: 'digits', images: 500 });
+    const served = await servedAccuracy('digits', mn.test, 1000);
+
+    const list = (ids: number[]) => ({ size: ids.length, image: (k: number) => mn.train.image(ids[k]) });
+    const xTrain = await localEmbeddings('models/fashion-mlp', list(picked));
+    const fit = fitProbe(xTrain, Int32Array.from(picked, (i) => mn.train.label(i)), 10, { seed: 0 });
+    const test = Array.from({ length: 1000 }, (_, i) => i);
+    const xTest = await localEmbeddings('models/fashion-mlp', { size: 1000, image: (k) => mn.test.image(test[k]) });
+    const library = evaluateProbe(fit, xTest, Int32Array.from(test, (i) => mn.test.label(i))).accuracy;
+    console.log(`mnist 500: served ${served}, library ${library}, λ ${job.lambda} (library ${fit.lambda}), val ${job.valAccuracy}`);
+    expect(served).toBeGreaterThanOrEqual(library - 0.01);
+    expect(served).toBeGreaterThan(0.5); // chance is 0.1
+  }, 120_000);
+});
+
+describe('EXPECTED FAILURE - bad teaching requests', () => {
+  it('unknown base, one label, too few images, an undecodable image named by its part, an unsafe name, no admin key', async () => {
+    const fm = await openDataSource('fashion-mnist');
+    const good = await parts(fm.train, Array.from({ length: 60 }, (_, i) => i));
+    const err = (r: { status: number; json: any }, status: number, code: string, message?: RegExp) => {
+      expect({ status: r.status, code: r.json.error?.code }).toEqual({ status, code });
+      if (message) expect(r.json.error.message).toMatch(message);
+    };
+    err(await teach('no-such-model', 'name=x', good), 404, 'UNKNOWN_MODEL');
+    err(await teach('fashion-mlp', 'name=x', good.map((p) => ({ ...p, label: 'same' }))), 400, 'INVALID_TRAINING_SET', /at least 2 labels/);
+    const twoLabels = [...good.slice(0, 10).map((p) => ({ ...p, label: 'a' })), ...good.slice(10, 13).map((p) => ({ ...p, label: 'b' }))];
+    err(await teach('fashion-mlp', 'name=x', twoLabels), 400, 'INVALID_TRAINING_SET', /at least 5 images.*"b" \(3\)/);
+    const broken = [...good.slice(0, 10), { label: 'Bag', bytes: new TextEncoder().encode('not an image'), file: 'broken.png' }];
+    err(await teach('fashion-mlp', 'name=x', broken), 400, 'UNDECODABLE_IMAGE', /part 11 \(label "Bag", file "broken.png"\)/);
+    err(await teach('fashion-mlp', 'name=..%2Fescape', good), 400, 'INVALID_PARAMETER', /name/);
+    err(await teach('fashion-mlp', 'name=x', good, {}), 401, 'UNAUTHORIZED');
+    expect(await readdir(join(dir, 'models'))).not.toContain('x');
+  }, 60_000);
+});
+
+describe('shutdown', () => {
+  it('SIGTERM while a job runs: the job is abandoned, no model directory (or staging directory) is left, exit 0', async () => {
+    const models = join(dir, 'sigterm-models');
+    await cp(join(dir, 'models', 'fashion-mlp'), join(models, 'fashion-mlp'), { recursive: true });
+    // node itself, not the tsx CLI: the signal reaches the server's own handler with no relay in between.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/serve/server.ts'], {
+      env: { ...process.env, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: 'off', EXECUTION_PROVIDERS: 'cpu', ORT_INTRA_OP_THREADS: '1', LOG_LEVEL: 'info', MODELS_DIR: models, ADMIN_API_KEYS: ADMIN },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const logs: string[] = [];
+    const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    child.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
+    try {
+      const base = await withTimeout(
+        new Promise<string>((resolve) => {
+          let url = '';
+          createInterface({ input: child.stdout! }).on('line', (line) => {
+            logs.push(line);
+            const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
+            if (m) url = m[1];
+            if (/"msg":"ready"/.test(line) && url) resolve(url);
+          });
+        }),
+        30_000,
+        'server start-up',
+      );
+      const fm = await openDataSource('fashion-mnist');
+      const form = new FormData();
+      for (const p of await parts(fm.train, Array.from({ length: 1000 }, (_, i) => i)))
+        form.append(p.label, new Blob([new Uint8Array(p.bytes)], { type: 'image/png' }), 'x.png');
+      const res = await fetch(`${base}/admin/models/fashion-mlp/probe?name=cut-short`, { method: 'POST', body: form, headers: auth });
+      expect(res.status).toBe(202);
+      const { job } = (await res.json()) as any;
+      for (;;) {
+        const j = (await (await fetch(`${base}/admin/jobs/${job}`, { headers: auth })).json()) as any;
+        if (j.status === 'running') break;
+        expect(j.status).toBe('queued');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      child.kill('SIGTERM');
+      const code = await withTimeout(exit, 30_000, 'exit after SIGTERM');
+      expect({ code, logs: code === 0 ? [] : logs }).toEqual({ code: 0, logs: [] });
+      expect(await readdir(models)).toEqual(['fashion-mlp']);
+      expect(logs.join('\n')).toMatch(/probe job failed.*abandoned|abandoned: the server shut down/);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 90_000);
 });
