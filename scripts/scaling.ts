@@ -1,11 +1,15 @@
 // `npm run scaling -- --archs B_1-Wi_64,B_2-Wi_128,... --examples 6000,15000,60000 --out DIR`: the scaling sweep
 // (resumable, DIR/runs.jsonl), then the fits and plots (DIR/report.md, report.json, *.svg). Parses flags and calls
 // src/scaling. Ctrl-C stops after the current training step; running the same command again resumes.
+// Spread over a Kubernetes Indexed Job: `--plan FILE` writes the runs, `--plan FILE --run-index i` (or
+// JOB_COMPLETION_INDEX) trains run i, `--plan FILE --collect` fits whatever runs are finished.
 
 import { join, resolve } from 'node:path';
 import { parseArch } from '../src/model/mlp.js';
 import { countBar } from '../src/probe/progress.js';
 import { reportMarkdown } from '../src/scaling/analyze.js';
+import { openDataSource } from '../src/data/resolve.js';
+import { collectPlan, makePlan, readPlan, runPlanned, writePlan } from '../src/scaling/plan.js';
 import { REPORT_FILES, describeRecipe, writeReport } from '../src/scaling/report.js';
 import {
   DEFAULT_ARCHS,
@@ -44,6 +48,10 @@ Run
   --engine <name>       ${ENGINE_CHOICES.join(' | ')} (default auto)
   --cache-dir <dir>     preprocessed data cache (default ./.cache/datasets)
   --report-only         fit and plot the rows already in <out>/runs.jsonl, train nothing
+Spread over an Indexed Job (k8s/jobs/sweep-job.yaml)
+  --plan <file>         alone (with the grid and recipe flags): write the plan of every run to <file>
+  --run-index <i>       with --plan and --out: train run i of the plan only (default $JOB_COMPLETION_INDEX)
+  --collect             with --plan and --out: fit and plot the finished runs, list the missing ones
 `;
 
 async function main(argv: string[]): Promise<void> {
@@ -52,7 +60,9 @@ async function main(argv: string[]): Promise<void> {
   const v = parseFlags(argv, {
     archs: s, examples: s, out: s, data: s, size: s, channels: s, lr: s, 'fixed-lr': b, wd: s, 'batch-size': s,
     'label-smoothing': s, 'eval-n': s, seed: s, engine: s, 'cache-dir': s, 'report-only': b,
+    plan: s, 'run-index': s, collect: b,
   });
+  if (v.plan && !v.collect && v['run-index'] === undefined && process.env.JOB_COMPLETION_INDEX === undefined) v.out ??= '.';
   const out = resolve(required(v, 'out').out);
   const archs = list('archs', v.archs, DEFAULT_ARCHS, (a) => {
     parsed('archs', a, parseArch);
@@ -78,6 +88,33 @@ async function main(argv: string[]): Promise<void> {
   const where = describeRecipe(recipe);
 
   let rows: RunRecord[];
+  if (v.plan) {
+    const runIndex = v['run-index'] ?? process.env.JOB_COMPLETION_INDEX;
+    if (!v.collect && runIndex === undefined) {
+      const classes = (await openDataSource(recipe.data)).train.classes.length;
+      const plan = makePlan(archs, examples, recipe, classes);
+      await writePlan(v.plan, plan);
+      process.stdout.write(`wrote ${v.plan}: ${plan.runs.length} runs (indexes 0..${plan.runs.length - 1}) on ${where}\n`);
+      return;
+    }
+    const plan = await readPlan(v.plan);
+    if (!v.collect) {
+      const index = num('run-index', runIndex, 0, { integer: true, min: 0 });
+      const run = plan.runs[index];
+      if (!run) throw new UsageError(`run index ${index} is out of range 0..${plan.runs.length - 1} of ${v.plan}`);
+      process.stdout.write(`run ${index} of ${plan.runs.length}: ${run.arch} × ${run.examples} examples\n`);
+      const r = await runPlanned(plan, index, out, { engine, cacheDir: v['cache-dir'] });
+      if (r) process.stdout.write(`${r.arch} × ${r.examples} examples: test error ${(100 * r.testError).toFixed(2)}% (${formatDuration(r.wallSeconds)})\n`);
+      return;
+    }
+    const collected = await collectPlan(plan, out);
+    if (collected.missing.length)
+      process.stdout.write(`${collected.missing.length} of ${plan.runs.length} runs missing: indexes ${collected.missing.map((m) => m.index).join(', ')}\n`);
+    if (collected.rows.length === 0) throw new UsageError(`no finished runs of ${v.plan} under ${out}`);
+    const report = await writeReport(out, collected.rows, plan.recipe, command);
+    process.stdout.write('\n' + reportMarkdown(report) + `\nwrote ${out}/{${REPORT_FILES.join(',')}}\n`);
+    return;
+  }
   if (v['report-only']) {
     const hash = recipeHash(recipe);
     rows = (await readRuns(join(out, RUNS_FILE))).filter((r) => r.recipeHash === hash);

@@ -14,7 +14,7 @@ const USAGE = `Usage: npm run train -- --data <set> --arch B_<depth>-Wi_<width> 
 
 Data and model
   --data <set>            fashion-mnist | mnist | cifar10:DIR | cifar100:DIR | idx:DIR | folder:DIR | DIR
-  --arch <name>           e.g. B_2-Wi_128, B_6-Wi_512
+  --arch <name>           e.g. B_2-Wi_128, B_6-Wi_512; S_<depth>-Wi_<width> is the standard MLP (Linear + GELU, no residuals, no norm)
   --size <px>             input width = height (default ${D.size}); every image goes through the server's preprocessing
   --channels <1|3>        input channels (default ${D.channels})
   --max-examples <n>      train on the first n training images only

@@ -280,6 +280,24 @@ const SETTINGS = {
     ...oneOf<ModelLoadPolicy>(['fail', 'skip-bad'], 'fail', (v) => `must be fail or skip-bad, got "${v}"`),
     doc: 'A model that fails to load (at start or on reload): `fail` stops start-up, `skip-bad` serves the others with a warning.',
   },
+  probeMaxImages: {
+    env: 'PROBE_MAX_IMAGES',
+    group: 'models',
+    ...int(5000, 10, 1_000_000),
+    doc: 'Most images in one `POST /admin/models/{base}/probe` (teaching a new classifier); they are held in memory until the job has embedded them.',
+  },
+  probeMaxBytes: {
+    env: 'PROBE_MAX_BYTES',
+    group: 'models',
+    ...int(256 * 1024 * 1024, 1024, 2 ** 31 - 1),
+    doc: 'Largest probe upload (the sum of its files), in bytes; each file is also limited by `MAX_BODY_BYTES`.',
+  },
+  probeQueueMax: {
+    env: 'PROBE_QUEUE_MAX',
+    group: 'models',
+    ...int(4, 1, 1000),
+    doc: 'Probe jobs waiting per base model (one runs at a time per base); more are refused with 503.',
+  },
   maxModelVersions: { env: 'MAX_MODEL_VERSIONS', group: 'models', ...int(2, 1, 1000), doc: 'Newest versions served per model (`NAME/VERSION/`); the newest answers unless a request pins one.' },
   mallocMmapThreshold: {
     env: 'MALLOC_MMAP_THRESHOLD_',

@@ -8,7 +8,8 @@ import { powerLaw, type PowerLawFit } from './fit.js';
 import type { ScalingReport } from './analyze.js';
 import type { RunRecord } from './sweep.js';
 
-async function toSvg(spec: TopLevelSpec): Promise<string> {
+/** A vega-lite spec rendered to SVG in Node (no browser, no canvas); the claims' plots use it too. */
+export async function toSvg(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();

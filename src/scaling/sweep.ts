@@ -104,8 +104,17 @@ export interface RunRecord {
   finishedAt: string;
 }
 
+/** JSON with every object's keys sorted, at every depth (a replacer array would also drop nested keys). */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object')
+    return `{${Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  return JSON.stringify(v);
+}
+
+/** A recipe's identity: every field, nested ones (the augmentation) included. */
 export function recipeHash(r: SweepRecipe): string {
-  return shortHash(JSON.stringify(r, Object.keys(r).sort()));
+  return shortHash(canonicalJson(r));
 }
 
 export function runId(arch: string, examples: number, hash: string): string {
@@ -119,8 +128,8 @@ export function budgetPlan(examples: number, trainSize: number): { images: numbe
   return { images, epochs: Math.max(1, Math.round(examples / images)) };
 }
 
-/** Rows of a sweep file (missing file = none); unparsable lines are reported, not fatal (a run cut mid-write). */
-export async function readRuns(file: string, warn: (m: string) => void = () => {}): Promise<RunRecord[]> {
+/** Rows of a sweep (or claims) file (missing file = none); unparsable lines are reported, not fatal (a run cut mid-write). */
+export async function readRuns<T = RunRecord>(file: string, warn: (m: string) => void = () => {}): Promise<T[]> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -128,11 +137,11 @@ export async function readRuns(file: string, warn: (m: string) => void = () => {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  const rows: RunRecord[] = [];
+  const rows: T[] = [];
   text.split('\n').forEach((line, i) => {
     if (!line.trim()) return;
     try {
-      rows.push(JSON.parse(line) as RunRecord);
+      rows.push(JSON.parse(line) as T);
     } catch {
       warn(`${file}:${i + 1}: skipping an unreadable line`);
     }
@@ -156,6 +165,58 @@ export interface SweepOptions {
 }
 
 export const RUNS_FILE = 'runs.jsonl';
+
+/** One run of a recipe as the trainer sees it (beyond the recipe itself). */
+export interface RecipeRun {
+  arch: string;
+  /** The row id; names the run's scratch checkpoint directory. */
+  id: string;
+  epochs: number;
+  lr: number;
+  batchSize: number;
+  /** Training images loaded (the first N of the split; the recipe's `val` images are held out of these). Default all. */
+  loadImages?: number;
+  /** Scratch directory: the run's model goes to <work>/models, its checkpoints under <work>/checkpoints. */
+  work: string;
+  engine?: EngineChoice;
+  cacheDir?: string;
+  command: string;
+}
+
+/** The trainer's options for one run of `r`: the one mapping from a recipe to `train`, for the sweep and the claims. */
+export function recipeTrainOptions(r: SweepRecipe, run: RecipeRun): TrainOptions {
+  return {
+    ...DEFAULT_TRAIN_OPTIONS,
+    data: r.data,
+    arch: run.arch,
+    expansion: r.expansion,
+    epochs: run.epochs,
+    out: join(run.work, 'models'),
+    name: 'run',
+    batchSize: run.batchSize,
+    lr: run.lr,
+    weightDecay: r.weightDecay,
+    labelSmoothing: r.labelSmoothing,
+    mixup: r.mixup,
+    augment: r.augment,
+    schedule: r.schedule,
+    warmupEpochs: 0,
+    seed: r.seed,
+    evalEvery: run.epochs,
+    val: r.val,
+    valSeed: 0,
+    maxExamples: run.loadImages,
+    maxEvalExamples: r.evalExamples,
+    checkpointDir: join(run.work, 'checkpoints', run.id.replace(/[^A-Za-z0-9_.-]/g, '_')),
+    keepCheckpoints: 1,
+    size: r.size,
+    channels: r.channels,
+    engine: run.engine ?? 'auto',
+    cacheDir: run.cacheDir,
+    logEvery: 1_000_000,
+    command: run.command,
+  };
+}
 
 /** Runs the missing cells of the grid, smallest compute first; returns every row of this recipe in the file. */
 export async function runSweep(o: SweepOptions): Promise<RunRecord[]> {
@@ -198,38 +259,12 @@ export async function runSweep(o: SweepOptions): Promise<RunRecord[]> {
       o.onRun?.({ index, total: cells.length, arch: cell.arch, examples: cell.examples, skipped: false });
       const plan = budgetPlan(cell.examples, trainSize);
       const lr = r.lrReferenceWidth ? (r.lr * r.lrReferenceWidth) / cell.cfg.width : r.lr;
-      const opts: TrainOptions = {
-        ...DEFAULT_TRAIN_OPTIONS,
-        data: r.data,
-        arch: cell.arch,
-        expansion: r.expansion,
-        epochs: plan.epochs,
-        out: join(work, 'models'),
-        name: 'run',
-        batchSize: Math.min(r.batchSize, plan.images),
-        lr,
-        weightDecay: r.weightDecay,
-        labelSmoothing: r.labelSmoothing,
-        mixup: r.mixup,
-        augment: r.augment,
-        schedule: r.schedule,
-        warmupEpochs: 0,
-        seed: r.seed,
-        evalEvery: plan.epochs,
+      const opts = recipeTrainOptions(r, {
+        arch: cell.arch, id, epochs: plan.epochs, lr, batchSize: Math.min(r.batchSize, plan.images),
         // The held-out images come out of the first images + val, so every budget trains on `images` of them.
-        val: r.val,
-        valSeed: 0,
-        maxExamples: plan.images < trainSize ? plan.images + r.val : undefined,
-        maxEvalExamples: r.evalExamples,
-        checkpointDir: join(work, 'checkpoints', id.replace(/[^A-Za-z0-9_.-]/g, '_')),
-        keepCheckpoints: 1,
-        size: r.size,
-        channels: r.channels,
-        engine: o.engine ?? 'auto',
-        cacheDir: o.cacheDir,
-        logEvery: 1_000_000,
+        loadImages: plan.images < trainSize ? plan.images + r.val : undefined, work, engine: o.engine, cacheDir: o.cacheDir,
         command: `scaling sweep ${id}`,
-      };
+      });
       const res = await train(opts, { reporter: say, signal: o.signal });
       if (res.stopped) break;
       const { val, test } = res;

@@ -19,6 +19,7 @@ import securityPlugin from './plugins/security.js';
 import limitsPlugin from './plugins/limits.js';
 import docsPlugin from './plugins/docs.js';
 import adminRoutes from './routes/admin.js';
+import probeRoutes from './routes/probe.js';
 import v2Routes from './routes/v2.js';
 import classifyRoute from './routes/classify.js';
 import embedRoute from './routes/embed.js';
@@ -188,6 +189,7 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
   await app.register(embedRoute, { config });
   await app.register(v2Routes, { config });
   await app.register(adminRoutes);
+  await app.register(probeRoutes, { config });
   await app.register(docsPlugin);
 
   return app;

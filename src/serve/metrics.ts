@@ -21,6 +21,8 @@ export const METRIC_NAMES = Object.freeze({
   modelReloads: 'mlp_model_reloads_total',
   workerRestarts: 'mlp_worker_restarts_total',
   threads: 'mlp_threads',
+  probeJobs: 'mlp_probe_jobs_total',
+  probeFitDuration: 'mlp_probe_fit_seconds',
 } as const);
 
 /** The same names as a list, for cross-checks (dashboards, tests). */
@@ -46,6 +48,8 @@ export interface Metrics {
   modelReloads: client.Counter<'outcome'>;
   workerRestarts: client.Counter;
   threads: client.Gauge<'role' | 'source'>;
+  probeJobs: client.Counter<'base' | 'event'>;
+  probeFitDuration: client.Histogram<'base'>;
 }
 
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
@@ -161,6 +165,19 @@ export function createMetrics(registry: Registry): Metrics {
       name: METRIC_NAMES.threads,
       help: 'The thread split: inference_workers, intra_op (onnxruntime threads per session), uv_threadpool (decoding); source measured at start-up or env.',
       labelNames: ['role', 'source'],
+      registers,
+    }),
+    probeJobs: new client.Counter({
+      name: METRIC_NAMES.probeJobs,
+      help: 'Probe jobs (POST /admin/models/{base}/probe) by base model and event: started, finished or failed.',
+      labelNames: ['base', 'event'],
+      registers,
+    }),
+    probeFitDuration: new client.Histogram({
+      name: METRIC_NAMES.probeFitDuration,
+      help: 'Time to fit a probe head (the λ path and the final fit, off the event loop), by base model.',
+      labelNames: ['base'],
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
       registers,
     }),
   };

@@ -6,7 +6,7 @@ import type { Normalization } from '../data/preprocess.js';
 import { parseArch, type MlpWeights } from '../model/mlp.js';
 import { validateAugment, type AugmentOptions } from './augment.js';
 import type { OptimizerState } from './engines/engine.js';
-import { ENGINE_CHOICES, type EngineChoice } from './engines/index.js';
+import { checkEngineChoice, type EngineChoice } from './engines/index.js';
 import { LION_BETAS } from './lion.js';
 import type { ScheduleKind } from './schedule.js';
 
@@ -147,7 +147,7 @@ export function validateOptions(o: TrainOptions): void {
   if (!(o.warmupEpochs >= 0)) throw new RangeError(`warm-up ${o.warmupEpochs} must be ≥ 0 epochs`);
   if (o.schedule !== 'cosine' && o.schedule !== 'constant') throw new RangeError(`schedule "${String(o.schedule)}" is not cosine or constant`);
   if (o.channels !== 1 && o.channels !== 3) throw new RangeError(`channels ${String(o.channels)} must be 1 or 3`);
-  if (!ENGINE_CHOICES.includes(o.engine)) throw new RangeError(`engine "${String(o.engine)}" is not one of ${ENGINE_CHOICES.join(', ')}`);
+  checkEngineChoice(o.engine);
   validateAugment(o.augment);
   if (o.bodyLrScale !== undefined && !(o.bodyLrScale >= 0 && Number.isFinite(o.bodyLrScale)))
     throw new RangeError(`body lr scale ${o.bodyLrScale} must be a finite number ≥ 0`);

@@ -47,6 +47,9 @@ describe('loadConfig', () => {
       maxInflightRequests: 256,
       modelLoadPolicy: 'fail',
       maxModelVersions: 2,
+      probeMaxImages: 5000,
+      probeMaxBytes: 256 * 1024 * 1024,
+      probeQueueMax: 4,
       mallocMmapThreshold: undefined,
     });
   });

@@ -5,7 +5,7 @@
 // paths.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Errors, errorBody, toPublicError } from '../../src/serve/errors.js';
@@ -160,6 +160,42 @@ describe('S3: deadlines, admission and slow clients (REQUEST_TIMEOUT_MS=300, BAT
     const slow = await rawRequest(srv.base, `POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100\r\n\r\n`, [Buffer.from('a')], 0);
     check(slow.status, JSON.parse(slow.body), 'REQUEST_TIMEOUT', 408);
   }, 20_000);
+});
+
+describe('S5: teaching (PROBE_QUEUE_MAX=1)', () => {
+  let srv: Running;
+  let dir: string;
+  beforeAll(async () => {
+    // A writable copy: teaching writes into MODELS_DIR.
+    dir = await mkdtemp(join(tmpdir(), 'errors-probe-'));
+    await cp(join(models.dir, 'e'), join(dir, 'e'), { recursive: true });
+    srv = await startApp({ MODELS_DIR: dir, ADMIN_API_KEYS: ADMIN, PROBE_QUEUE_MAX: '1' });
+  }, 60_000);
+  afterAll(async () => {
+    await srv?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const teach = async (query: string, labels: string[]) => {
+    const form = new FormData();
+    for (const l of labels) form.append(l, new Blob([new Uint8Array(png)], { type: 'image/png' }), 'a.png');
+    return json(await fetch(`${srv.base}/admin/models/e/probe?${query}`, { method: 'POST', body: form, headers: { authorization: `Bearer ${ADMIN}` } }));
+  };
+  const ten = [...Array(5).fill('a'), ...Array(5).fill('b')] as string[];
+
+  it('400 INVALID_TRAINING_SET, 404 UNKNOWN_JOB, 409 MODEL_NAME_TAKEN, 503 PROBE_QUEUE_FULL', async () => {
+    const one = await teach('name=t', Array(6).fill('a'));
+    check(one.status, one.body, 'INVALID_TRAINING_SET', 400);
+    const job = await json(await fetch(`${srv.base}/admin/jobs/nope`, { headers: { authorization: `Bearer ${ADMIN}` } }));
+    check(job.status, job.body, 'UNKNOWN_JOB', 404);
+    const taken = await teach('name=e', ten);
+    check(taken.status, taken.body, 'MODEL_NAME_TAKEN', 409);
+    // One job runs, one waits, the third is refused.
+    const three = await Promise.all([teach('name=t1', ten), teach('name=t2', ten), teach('name=t3', ten)]);
+    const full = three.filter((r) => r.status === 503);
+    expect(three.map((r) => r.status).sort()).toEqual([202, 202, 503]);
+    check(full[0].status, full[0].body, 'PROBE_QUEUE_FULL', 503);
+  }, 30_000);
 });
 
 describe('while loading', () => {

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { encodePattern, makeModels, postImage, withTimeout, type TempModels } from './helpers.js';
+import { encodePattern, makeModels, metricsText, postImage, sample, withTimeout, type TempModels } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let models: TempModels;
@@ -28,7 +28,9 @@ interface Server {
 
 /** Starts the server as `npm start` does and resolves once it logged that every model is ready. */
 async function startServer(env: Record<string, string>): Promise<Server> {
-  const child = spawn(join(ROOT, 'node_modules', '.bin', 'tsx'), ['src/serve/server.ts'], {
+  // As npm start runs it: node with tsx's loader, no tsx CLI in between (its signal relay hard-kills a child that
+  // does not acknowledge SIGTERM within 30 ms, which a loaded machine does not always manage).
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/serve/server.ts'], {
     cwd: ROOT,
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0', EXECUTION_PROVIDERS: 'cpu', ORT_INTRA_OP_THREADS: '1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -67,11 +69,22 @@ describe('graceful shutdown', () => {
     const inflight = Array.from({ length: 12 }, (_, i) =>
       postImage(srv!.base, i % 2 ? '/embed' : '/classify', png).catch((e: Error) => ({ status: -1, json: e.message, headers: undefined })),
     );
-    // The requests now wait for the 500 ms batch delay; the signal arrives while they are queued.
-    await new Promise((r) => setTimeout(r, 200));
+    // The signal must find all 12 received (a connection whose request has not arrived yet is idle, and the drain
+    // rightly closes it): wait until the server has counted each, in flight or answered. Under load that takes
+    // longer than any fixed pause.
+    const seen = async () => {
+      const text = await metricsText(srv!.base);
+      const answered = text
+        .split('\n')
+        .filter((l) => /^mlp_requests_total\{.*route="\/(classify|embed)"/.test(l))
+        .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+      return sample(text, 'mlp_inflight_requests') - 1 + answered; // - 1: this scrape
+    };
+    for (let i = 0; i < 400 && (await seen()) < 12; i++) await new Promise((r) => setTimeout(r, 25));
     const t0 = Date.now();
     srv.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 100));
+    // Once the server says it drains (not after a fixed pause, which a loaded machine can outlast):
+    for (let i = 0; i < 400 && !srv.logs.some((l) => /draining: readiness is 503/.test(l)); i++) await new Promise((r) => setTimeout(r, 25));
     // A newcomer is refused: the listener is closed (or, on a kept-alive socket, 503 SHUTTING_DOWN).
     const late = await fetch(`${srv.base}/healthz`).then(
       (r) => r.status,

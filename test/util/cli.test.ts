@@ -3,6 +3,8 @@
 // with an unknown flag to prove it goes through runCli.
 
 import { execFile } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { UsageError, choice, commandLine, isUsageError, list, num, parseFlags, parsed, required } from '../../src/util/cli.js';
@@ -66,7 +68,11 @@ describe('the CLIs exit codes', () => {
     expect(r.stderr).toMatch(/^import: .*\/nonexistent\/x\.pt/);
   }, 60_000);
 
-  const scripts = ['export-random', 'export-tta', 'import', 'eval-served', 'probe', 'finetune', 'scaling', 'soak'];
+  // Every script that runs through runCli (new ones are picked up as they are written).
+  const scripts = readdirSync('scripts')
+    .filter((f) => f.endsWith('.ts') && /\brunCli\(/.test(readFileSync(join('scripts', f), 'utf8')))
+    .map((f) => f.replace(/\.ts$/, ''));
+  it('covers the thin CLIs', () => expect(scripts).toEqual(expect.arrayContaining(['export-random', 'import', 'probe', 'scaling', 'soak'])));
   it.each(scripts)('BAD CALL - %s with an unknown flag exits 2 with the message and its usage', async (script) => {
     const r = await cli(script, ['--no-such-flag']);
     expect(r.code).toBe(2);
