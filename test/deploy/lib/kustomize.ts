@@ -99,7 +99,8 @@ function render(dir: string, kind: 'Kustomization' | 'Component', inherited: K8s
 
 const selected = (o: K8sObject, t: PatchTarget) => (!t.kind || o.kind === t.kind) && (!t.name || o.metadata.name === t.name);
 
-/** A kustomize field path: dot-separated keys, `[a.b/c]` for keys with dots, `*` for every element. */
+/** A kustomize field path: dot-separated keys, `[a.b/c]` for keys with dots, `*` for every element, `[k=v]` for the
+ *  elements whose field k is v. */
 function parseFieldPath(path: string): string[] {
   return [...path.matchAll(/\[([^\]]+)\]|([^.[\]]+)/g)].map((m) => m[1] ?? m[2]!);
 }
@@ -108,6 +109,10 @@ function parseFieldPath(path: string): string[] {
 function fieldHolders(value: unknown, keys: string[]): [Record<string, unknown> | unknown[], string][] {
   if (typeof value !== 'object' || value === null) return [];
   const [key, ...rest] = keys;
+  // `name=embed`: the elements of a list whose field `name` is `embed`.
+  const selector = /^([^=]+)=(.*)$/.exec(key!);
+  if (selector && Array.isArray(value))
+    return value.filter((v) => (v as Record<string, unknown>)?.[selector[1]!] === selector[2]).flatMap((v) => (rest.length ? fieldHolders(v, rest) : []));
   if (rest.length === 0) return key! in value ? [[value as Record<string, unknown>, key!]] : [];
   if (key === '*') return Array.isArray(value) ? value.flatMap((v) => fieldHolders(v, rest)) : [];
   return fieldHolders((value as Record<string, unknown>)[key!], rest);
@@ -127,7 +132,8 @@ function applyReplacement(objects: K8sObject[], r: Replacement, where: string): 
           const target = h as Record<string, unknown>;
           const { delimiter, index } = t.options ?? {};
           if (delimiter === undefined) {
-            target[k] = value;
+            // A number copied into a string field stays a string (an env value), as kustomize writes it.
+            target[k] = typeof target[k] === 'string' ? String(value) : value;
             continue;
           }
           const parts = String(target[k]).split(delimiter);
