@@ -63,6 +63,8 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
 export interface BuildOptions {
   /** Overrides the logger built from config.logLevel (tests pass false). */
   logger?: FastifyServerOptions['logger'];
+  /** The models start loading once this settles (tests hold the not-ready window open with it). */
+  loadAfter?: Promise<unknown>;
 }
 
 export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}): Promise<FastifyInstance> {
@@ -182,7 +184,7 @@ export async function buildApp(config: Readonly<Config>, opts: BuildOptions = {}
   await app.register(securityPlugin, { config });
   await app.register(limitsPlugin, { config });
   await app.register(metricsPlugin);
-  await app.register(modelsPlugin, { config });
+  await app.register(modelsPlugin, { config, loadAfter: opts.loadAfter });
   await app.register(healthRoutes);
   await app.register(modelsRoute, { config });
   await app.register(classifyRoute, { config });

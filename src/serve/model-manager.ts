@@ -19,6 +19,8 @@ import type { Hold, LoadedModel, ManagerLog, ModelRegistry, ModelsState, ReadyMo
 export interface ManagerDeps {
   metrics: Metrics;
   log: ManagerLog;
+  /** Loading starts once this settles (at once without it): how a test holds the not-ready window open. */
+  loadAfter?: Promise<unknown>;
 }
 
 const keyOf = (d: ModelVersionDir) => `${d.name}:${d.version}`;
@@ -48,7 +50,7 @@ export class ModelManager implements ModelRegistry {
     this.depths = new QueueDepths(deps.metrics.queueDepth);
     this._skipped = first.skipped;
     this.current = makeGeneration(1, first.versions, this.pickDefault(first.versions));
-    this.ready = this.startGeneration(1, first.versions).then(
+    this.ready = Promise.resolve(deps.loadAfter).then(() => this.startGeneration(1, first.versions)).then(
       ({ gen, skipped }) => {
         this.current = gen;
         this._skipped = [...this._skipped, ...skipped];

@@ -199,15 +199,18 @@ describe('S5: teaching (PROBE_QUEUE_MAX=1)', () => {
 });
 
 describe('while loading', () => {
-  it('503 NOT_READY', async () => {
-    const srv = await startApp({ MODELS_DIR: models.dir }, { waitReady: false });
+  it('503 NOT_READY, then 200 once the model has loaded', async () => {
+    const srv = await startApp({ MODELS_DIR: models.dir }, { holdLoading: true });
     try {
       const res = await postImage(srv.base, '/classify', png);
       check(res.status, res.json, 'NOT_READY', 503);
+      srv.releaseLoading();
+      await srv.app.models.whenReady();
+      expect((await postImage(srv.base, '/classify', png)).status).toBe(200);
     } finally {
       await srv.close();
     }
-  });
+  }, 60_000);
 });
 
 describe('our own faults', () => {

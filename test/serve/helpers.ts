@@ -39,20 +39,34 @@ export interface Running {
   /** `127.0.0.1:PORT` of the gRPC service, when started with `grpc: true`. */
   grpc?: string;
   config: Readonly<Config>;
+  /** Lets the models start loading (started with `holdLoading`; a no-op otherwise). */
+  releaseLoading(): void;
   close(): Promise<void>;
 }
 
 /** Builds the app from env-style settings, listens on 127.0.0.1:0 (gRPC too, on another free port, with `grpc`)
- *  and waits until /readyz would be 200. */
-export async function startApp(env: Record<string, string>, opts: { waitReady?: boolean; grpc?: boolean } = {}): Promise<Running> {
+ *  and waits until /readyz would be 200. With `holdLoading` the models do not start loading until
+ *  `releaseLoading()` (or `close()`), so the not-ready window lasts as long as the test needs, however fast loading is. */
+export async function startApp(
+  env: Record<string, string>,
+  opts: { waitReady?: boolean; grpc?: boolean; holdLoading?: boolean } = {},
+): Promise<Running> {
   const config = loadConfig({ HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0', EXECUTION_PROVIDERS: 'cpu', ORT_INTRA_OP_THREADS: '1', ...env });
-  const app = await buildApp(config, { logger: false });
+  let releaseLoading = (): void => undefined;
+  const loadAfter = opts.holdLoading ? new Promise<void>((r) => (releaseLoading = r)) : undefined;
+  const app = await buildApp(config, { logger: false, loadAfter });
   await app.listen({ port: config.port, host: config.host });
   const grpc = opts.grpc ? await startGrpc(app) : undefined;
-  if (opts.waitReady !== false) await app.models.whenReady();
+  if (opts.waitReady !== false && !opts.holdLoading) await app.models.whenReady();
   const addr = app.server.address();
   if (!addr || typeof addr === 'string') throw new Error('no TCP address');
-  return { app, base: `http://127.0.0.1:${addr.port}`, grpc: grpc && `127.0.0.1:${grpc.port}`, config, close: () => app.close() };
+  return { app, base: `http://127.0.0.1:${addr.port}`, grpc: grpc && `127.0.0.1:${grpc.port}`, config,
+    releaseLoading,
+    close: () => {
+      releaseLoading();
+      return app.close();
+    },
+  };
 }
 
 export async function postImage(base: string, path: string, body: Uint8Array | string, type = 'image/png') {

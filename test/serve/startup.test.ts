@@ -118,14 +118,14 @@ describe('default model', () => {
 describe('readiness', () => {
   it('/readyz is 503 "loading" until warm-up is done, /healthz 200 throughout, requests get 503 NOT_READY', async () => {
     const dir = await modelsDir(['a']);
-    const srv = await startApp({ MODELS_DIR: dir }, { waitReady: false });
+    const srv = await startApp({ MODELS_DIR: dir }, { holdLoading: true });
     try {
       const [ready, health, classify] = await Promise.all([
         fetch(`${srv.base}/readyz`),
         fetch(`${srv.base}/healthz`),
         postImage(srv.base, '/classify', await encodePattern(8, 8, (s) => s.png())),
       ]);
-      // Worker start-up takes hundreds of milliseconds; these answers come before it is done.
+      // Loading is held until these answers are in, whatever the speed of worker start-up.
       expect(srv.app.models.state).toBe('loading');
       expect(ready.status).toBe(503);
       expect(((await ready.json()) as any).status).toBe('loading');
@@ -133,6 +133,7 @@ describe('readiness', () => {
       expect(classify.status).toBe(503);
       expect(classify.json.error.code).toBe('NOT_READY');
       expect(classify.headers.get('retry-after')).toBe('1');
+      srv.releaseLoading();
       await srv.app.models.whenReady();
       expect((await fetch(`${srv.base}/readyz`)).status).toBe(200);
     } finally {

@@ -272,12 +272,13 @@ describe('one batcher for every route', () => {
 
 describe('readiness in v2 terms', () => {
   it('503 {"ready": false} while loading and while draining', async () => {
-    const s = await startApp({ MODELS_DIR: models.dir }, { waitReady: false });
+    const s = await startApp({ MODELS_DIR: models.dir }, { holdLoading: true });
     try {
       const [server, model] = await Promise.all([v2Get(s.base, '/v2/health/ready'), v2Get(s.base, '/v2/models/tiny4/ready')]);
       expect(s.app.models.state).toBe('loading');
       expect([server.status, server.json, model.status, model.json]).toEqual([503, { ready: false }, 503, { name: 'tiny4', ready: false }]);
       expect(await v2Get(s.base, '/v2/health/live')).toMatchObject({ status: 200, json: { live: true } });
+      s.releaseLoading();
       await s.app.models.whenReady();
       expect(await v2Get(s.base, '/v2/health/ready')).toMatchObject({ status: 200, json: { ready: true } });
       s.app.serving.draining = true;

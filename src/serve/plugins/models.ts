@@ -13,8 +13,8 @@ declare module 'fastify' {
   }
 }
 
-async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Config> }): Promise<void> {
-  const manager = await ModelManager.start(opts.config, { metrics: app.metrics, log: app.log });
+async function modelsPlugin(app: FastifyInstance, opts: { config: Readonly<Config>; loadAfter?: Promise<unknown> }): Promise<void> {
+  const manager = await ModelManager.start(opts.config, { metrics: app.metrics, log: app.log, loadAfter: opts.loadAfter });
   app.decorate('models', manager);
   app.addHook('onClose', () => manager.close());
 }
