@@ -82,6 +82,12 @@ export const ModelCardSchema = Type.Object(
         },
       ),
     ),
+    precision: Type.Optional(
+      Type.Union([Type.Literal('fp32'), Type.Literal('fp16'), Type.Literal('int8')], {
+        description:
+          'Storage of the MatMul weights (src/export/precision.ts): `fp16` cast to float32 in the graph, `int8` dynamically quantised per output column; LayerNorm, GELU and biases stay float32. Absent: `fp32`.',
+      }),
+    ),
     metrics: Type.Record(Type.String(), Type.Number(), { description: 'Measured results, e.g. `{"testTop1": 0.912}`; may be empty.' }),
     createdAt: Type.Optional(Type.String({ description: 'When the card was written (ISO 8601).' })),
   },
