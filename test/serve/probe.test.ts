@@ -139,6 +139,13 @@ describe('transfer', () => {
     console.log(`mnist 500: served ${served}, library ${library}, λ ${job.lambda} (library ${fit.lambda}), val ${job.valAccuracy}`);
     expect(served).toBeGreaterThanOrEqual(library - 0.01);
     expect(served).toBeGreaterThan(0.5); // chance is 0.1
+
+    // Teaching the same name again adds a version, which then answers.
+    const again = await teach('fashion-mlp', 'name=digits', await parts(mn.train, picked.slice(0, 100)));
+    expect(await waitJob(again.json.job)).toMatchObject({ status: 'done', model: 'digits', version: '2' });
+    const res = await fetch(`${srv.base}/classify?model=digits`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: new Uint8Array((await parts(mn.test, [0]))[0].bytes) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-model-version')).toBe('2');
   }, 120_000);
 });
 
