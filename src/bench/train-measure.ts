@@ -9,7 +9,7 @@ import ort from 'onnxruntime-node';
 import { DataType, encodeModel } from '../export/onnx-proto.js';
 import { IR_VERSION, PRODUCER, node, valueInfo } from '../export/export.js';
 import { initWeights, type MlpConfig } from '../model/mlp.js';
-import type { TrainBatch } from '../train/engines/engine.js';
+import type { Engine, TrainBatch } from '../train/engines/engine.js';
 import { createEngine, type EngineName } from '../train/engines/index.js';
 import { OrtEngine, cpuSessionOptions } from '../train/engines/ort.js';
 import { profileFiles, readProfile, summarizeProfile, type ProfileSummary } from './ort-profile.js';
@@ -52,27 +52,39 @@ export interface TimingPlan {
   steps: number;
 }
 
+/** Per measured step (after `plan.warmup` unmeasured ones): wall ms, CPU ms, and the ort engine's run/update split. */
+interface StepSamples {
+  step: number[];
+  cpu: number[];
+  runMs: number[];
+  updateMs: number[];
+}
+
+async function sampleSteps(engine: Engine, cfg: MlpConfig, plan: TimingPlan): Promise<StepSamples> {
+  const b = benchBatch(cfg, plan.batch);
+  const s: StepSamples = { step: [], cpu: [], runMs: [], updateMs: [] };
+  for (let i = 0; i < plan.warmup + plan.steps; i++) {
+    const c = process.cpuUsage();
+    const t = performance.now();
+    await engine.step(b, HYPER);
+    if (i < plan.warmup) continue;
+    s.step.push(performance.now() - t);
+    s.cpu.push(cpuMsSince(c));
+    if (engine instanceof OrtEngine) {
+      s.runMs.push(engine.lastStep.runMs);
+      s.updateMs.push(engine.lastStep.updateMs);
+    }
+  }
+  return s;
+}
+
 /** Steps of the fused onnxruntime engine at `threads` intra-op threads, on CPU. */
 export async function timeOrtEngine(cfg: MlpConfig, threads: number, plan: TimingPlan): Promise<StepTiming> {
   const engine = new OrtEngine({ executionProviders: ['cpu'], intraOpNumThreads: threads });
   try {
     await engine.init(cfg, initWeights(cfg, 0));
-    const b = benchBatch(cfg, plan.batch);
-    const step: number[] = [];
-    const cpu: number[] = [];
-    const runMs: number[] = [];
-    const updateMs: number[] = [];
-    for (let i = 0; i < plan.warmup + plan.steps; i++) {
-      const c = process.cpuUsage();
-      const t = performance.now();
-      await engine.step(b, HYPER);
-      if (i < plan.warmup) continue;
-      step.push(performance.now() - t);
-      cpu.push(cpuMsSince(c));
-      runMs.push(engine.lastStep.runMs);
-      updateMs.push(engine.lastStep.updateMs);
-    }
-    return { stepMs: median(step), cpuMs: median(cpu), runMs: median(runMs), updateMs: median(updateMs) };
+    const s = await sampleSteps(engine, cfg, plan);
+    return { stepMs: median(s.step), cpuMs: median(s.cpu), runMs: median(s.runMs), updateMs: median(s.updateMs) };
   } finally {
     await engine.dispose();
   }
@@ -95,25 +107,14 @@ export async function profileOrtEngine(cfg: MlpConfig, threads: number, plan: Ti
   const before = new Set(await profileFiles(prefix));
   try {
     await engine.init(cfg, initWeights(cfg, 0));
-    const b = benchBatch(cfg, plan.batch);
-    const step: number[] = [];
-    const runMs: number[] = [];
-    const updateMs: number[] = [];
-    for (let i = 0; i < plan.warmup + plan.steps; i++) {
-      const t = performance.now();
-      await engine.step(b, HYPER);
-      if (i < plan.warmup) continue;
-      step.push(performance.now() - t);
-      runMs.push(engine.lastStep.runMs);
-      updateMs.push(engine.lastStep.updateMs);
-    }
+    const s = await sampleSteps(engine, cfg, plan);
     await engine.endProfiling();
     const file = (await profileFiles(prefix)).filter((f) => !before.has(f)).pop();
     if (!file) throw new Error(`onnxruntime wrote no profile for ${prefix}`);
     const ort = summarizeProfile(await readProfile(file), plan.warmup);
     // Means, not medians: the parts of a step then add up to the whole.
     const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-    return { threads, ort, stepMs: mean(step), runMs: mean(runMs), updateMs: mean(updateMs), file };
+    return { threads, ort, stepMs: mean(s.step), runMs: mean(s.runMs), updateMs: mean(s.updateMs), file };
   } finally {
     await engine.dispose();
   }
@@ -124,18 +125,8 @@ export async function timeEngine(name: EngineName, cfg: MlpConfig, plan: TimingP
   const { engine } = await createEngine(name);
   try {
     await engine.init(cfg, initWeights(cfg, 0));
-    const b = benchBatch(cfg, plan.batch);
-    const step: number[] = [];
-    const cpu: number[] = [];
-    for (let i = 0; i < plan.warmup + plan.steps; i++) {
-      const c = process.cpuUsage();
-      const t = performance.now();
-      await engine.step(b, HYPER);
-      if (i < plan.warmup) continue;
-      step.push(performance.now() - t);
-      cpu.push(cpuMsSince(c));
-    }
-    return { stepMs: median(step), cpuMs: median(cpu), label: engine.name };
+    const s = await sampleSteps(engine, cfg, plan);
+    return { stepMs: median(s.step), cpuMs: median(s.cpu), label: engine.name };
   } finally {
     await engine.dispose();
   }
