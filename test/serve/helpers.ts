@@ -5,6 +5,9 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { request as httpRequest } from 'node:http';
 import { crc32, deflateSync } from 'node:zlib';
 import ort from 'onnxruntime-node';
@@ -262,4 +265,44 @@ export function expectConfigError(env: Record<string, string>, variable: string,
   expect((err as Error).message.startsWith(`${variable} `)).toBe(true);
   expect((err as Error).message).toMatch(message);
   return err as ConfigError;
+}
+
+// ------------------------------------------------------------------------------------- a server process
+
+export interface SpawnedServer {
+  child: ChildProcess;
+  base: string;
+  logs: string[];
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+/** Starts the server as `npm start` does and resolves once it logged that every model is ready. */
+export async function spawnServer(env: Record<string, string>): Promise<SpawnedServer> {
+  // As npm start runs it: node with tsx's loader, no tsx CLI in between (its signal relay hard-kills a child that
+  // does not acknowledge SIGTERM within 30 ms, which a loaded machine does not always manage).
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/serve/server.ts'], {
+    cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0', EXECUTION_PROVIDERS: 'cpu', ORT_INTRA_OP_THREADS: '1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
+  );
+  child.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
+  const base = await withTimeout(
+    new Promise<string>((resolve, reject) => {
+      let url = '';
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        logs.push(line);
+        const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
+        if (m) url = m[1];
+        if (/"msg":"ready"/.test(line) && url) resolve(url);
+      });
+      void exit.then((e) => reject(new Error(`server exited early (${e.code}): ${logs.join('\n')}`)));
+    }),
+    30_000,
+    'server start-up',
+  );
+  return { child, base, logs, exit };
 }

@@ -3,8 +3,6 @@
 // images (and the same head as `npm run probe -- --export`), MNIST digits from 50 each (transfer), the requests
 // that must be refused, and a teach job abandoned by shutdown leaving no model directory behind.
 
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { cp, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +13,7 @@ import { readOnnxWeights } from '../../src/export/export.js';
 import { localEmbeddings, toUploadBytes } from '../../src/probe/embeddings.js';
 import { evaluateProbe, fitProbe } from '../../src/probe/logreg.js';
 import { runProbe } from '../../src/probe/probe.js';
-import { startApp, withTimeout, type Running } from './helpers.js';
+import { spawnServer, startApp, withTimeout, type Running } from './helpers.js';
 
 process.env.MLP_CACHE_DIR ??= '/work/cache';
 const ADMIN = 'admin-key-for-probe-tests-0123';
@@ -173,28 +171,9 @@ describe('shutdown', () => {
   it('SIGTERM while a job runs: the job is abandoned, no model directory (or staging directory) is left, exit 0', async () => {
     const models = join(dir, 'sigterm-models');
     await cp(join(dir, 'models', 'fashion-mlp'), join(models, 'fashion-mlp'), { recursive: true });
-    // node itself, not the tsx CLI: the signal reaches the server's own handler with no relay in between.
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/serve/server.ts'], {
-      env: { ...process.env, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: 'off', EXECUTION_PROVIDERS: 'cpu', ORT_INTRA_OP_THREADS: '1', LOG_LEVEL: 'info', MODELS_DIR: models, ADMIN_API_KEYS: ADMIN },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const logs: string[] = [];
-    const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    child.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
+    const srv = await spawnServer({ GRPC_PORT: 'off', MODELS_DIR: models, ADMIN_API_KEYS: ADMIN });
+    const { base, logs } = srv;
     try {
-      const base = await withTimeout(
-        new Promise<string>((resolve) => {
-          let url = '';
-          createInterface({ input: child.stdout! }).on('line', (line) => {
-            logs.push(line);
-            const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
-            if (m) url = m[1];
-            if (/"msg":"ready"/.test(line) && url) resolve(url);
-          });
-        }),
-        30_000,
-        'server start-up',
-      );
       const fm = await openDataSource('fashion-mnist');
       const form = new FormData();
       for (const p of await parts(fm.train, Array.from({ length: 1000 }, (_, i) => i)))
@@ -208,13 +187,13 @@ describe('shutdown', () => {
         expect(j.status).toBe('queued');
         await new Promise((r) => setTimeout(r, 20));
       }
-      child.kill('SIGTERM');
-      const code = await withTimeout(exit, 30_000, 'exit after SIGTERM');
+      srv.child.kill('SIGTERM');
+      const { code } = await withTimeout(srv.exit, 30_000, 'exit after SIGTERM');
       expect({ code, logs: code === 0 ? [] : logs }).toEqual({ code: 0, logs: [] });
       expect(await readdir(models)).toEqual(['fashion-mlp']);
       expect(logs.join('\n')).toMatch(/probe job failed.*abandoned|abandoned: the server shut down/);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      if (srv.child.exitCode === null) srv.child.kill('SIGKILL');
     }
   }, 90_000);
 });

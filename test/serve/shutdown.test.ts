@@ -2,11 +2,9 @@
 // loses none of them, closes the listener, and the process exits 0 within the grace period.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { encodePattern, makeModels, metricsText, postImage, sample, withTimeout, type TempModels } from './helpers.js';
+import { encodePattern, makeModels, metricsText, postImage, sample, spawnServer, withTimeout, type SpawnedServer, type TempModels } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let models: TempModels;
@@ -19,52 +17,14 @@ afterAll(async () => {
   await models?.cleanup();
 });
 
-interface Server {
-  child: ChildProcess;
-  base: string;
-  logs: string[];
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-}
-
-/** Starts the server as `npm start` does and resolves once it logged that every model is ready. */
-async function startServer(env: Record<string, string>): Promise<Server> {
-  // As npm start runs it: node with tsx's loader, no tsx CLI in between (its signal relay hard-kills a child that
-  // does not acknowledge SIGTERM within 30 ms, which a loaded machine does not always manage).
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/serve/server.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', GRPC_PORT: '0', EXECUTION_PROVIDERS: 'cpu', ORT_INTRA_OP_THREADS: '1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: string[] = [];
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
-  );
-  child.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
-  const base = await withTimeout(
-    new Promise<string>((resolve, reject) => {
-      let url = '';
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        logs.push(line);
-        const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line);
-        if (m) url = m[1];
-        if (/"msg":"ready"/.test(line) && url) resolve(url);
-      });
-      void exit.then((e) => reject(new Error(`server exited early (${e.code}): ${logs.join('\n')}`)));
-    }),
-    30_000,
-    'server start-up',
-  );
-  return { child, base, logs, exit };
-}
-
 describe('graceful shutdown', () => {
-  let srv: Server | undefined;
+  let srv: SpawnedServer | undefined;
   afterAll(() => {
     if (srv && srv.child.exitCode === null) srv.child.kill('SIGKILL');
   });
 
   it('SIGTERM with 12 requests in flight: all 12 answered 200, listener closed, exit 0 within the grace period', async () => {
-    srv = await startServer({ MODELS_DIR: models.dir, BATCH_MAX_SIZE: '64', BATCH_MAX_DELAY_MS: '500', SHUTDOWN_GRACE_MS: '8000' });
+    srv = await spawnServer({ MODELS_DIR: models.dir, BATCH_MAX_SIZE: '64', BATCH_MAX_DELAY_MS: '500', SHUTDOWN_GRACE_MS: '8000' });
     const png = await encodePattern(32, 32, (s) => s.png());
     const inflight = Array.from({ length: 12 }, (_, i) =>
       postImage(srv!.base, i % 2 ? '/embed' : '/classify', png).catch((e: Error) => ({ status: -1, json: e.message, headers: undefined })),
