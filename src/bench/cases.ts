@@ -167,7 +167,7 @@ export type CaseName = (typeof CASE_NAMES)[number];
 /**
  * default-png: the default model (models/fashion-mlp) and a 28×28 PNG; b6-jpeg: a random B_6-Wi_512 (64×64×3) and a
  * 500×375 JPEG (decode-bound); b12-png: a random B_12-Wi_1024 (64×64×3) and the PNG (compute-bound: ~450 MB of
- * weights); tta-png: the 10-view TTA graph of the default model's weights (models/fashion-mlp-tta) and the PNG.
+ * weights); tta-png: the TTA graph of the default model's weights (models/fashion-mlp-tta) and the PNG.
  */
 export function namedCase(name: CaseName, modelsDir: string, uploads: { png: Upload; jpeg: Upload }): BenchCase {
   switch (name) {
