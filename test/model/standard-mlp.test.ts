@@ -25,23 +25,11 @@ import { lossAndGradients as ortGradients, OrtEngine } from '../../src/train/eng
 import { createEngine as createTfjs, lossAndGradients as tfjsGradients } from '../../src/train/engines/tfjs.js';
 import { paramSpecs } from '../../src/train/engines/ort-graph.js';
 import type { TrainBatch } from '../../src/train/engines/engine.js';
-import { createRng, normal } from '../../src/util/rng.js';
 import { decodeToChw, normalizeChw } from '../../src/data/preprocess.js';
 import { fashionMnistPngs, makeModels, postImage, softmax64, startApp, type Running, type TempModels } from '../serve/helpers.js';
+import { randomBatch } from '../fixtures/batches.js';
 
 const CFG = configFor('S_2-Wi_8', 4, 12, 5);
-
-function batch(cfg: MlpConfig, size: number, seed: number): TrainBatch {
-  const rng = createRng(seed);
-  const x = Float32Array.from({ length: size * cfg.inputDim }, () => normal(rng));
-  const y = new Float32Array(size * cfg.classes);
-  for (let r = 0; r < size; r++) {
-    let s = 0;
-    for (let k = 0; k < cfg.classes; k++) s += y[r * cfg.classes + k] = rng() ** 3;
-    for (let k = 0; k < cfg.classes; k++) y[r * cfg.classes + k] /= s;
-  }
-  return { x, y, size };
-}
 
 /** Mean soft-target cross-entropy of the float64 reference forward pass. */
 function loss64(cfg: MlpConfig, w: MlpWeights, b: TrainBatch): number {
@@ -79,7 +67,7 @@ describe('S_ architecture', () => {
 
   it('the fused ort gradients equal finite differences of the float64 reference and tfjs’s gradients', async () => {
     const w = initWeights(CFG, 3);
-    const b = batch(CFG, 6, 4);
+    const b = randomBatch(CFG, 6, 4);
     const ortRes = await ortGradients(CFG, w, b, { executionProviders: ['cpu'], intraOpNumThreads: 1 });
     const tfRes = await tfjsGradients(CFG, w, b);
     expect(Math.abs(ortRes.loss - loss64(CFG, w, b))).toBeLessThan(1e-5);
@@ -104,7 +92,7 @@ describe('S_ architecture', () => {
 
   it('one LION step on the ort and tfjs engines gives the same weights; predict equals the reference', async () => {
     const w = initWeights(CFG, 5);
-    const b = batch(CFG, 8, 6);
+    const b = randomBatch(CFG, 8, 6);
     const hyper = { lr: 1e-3, beta1: 0.9, beta2: 0.99, weightDecay: 0.1 };
     const o = new OrtEngine({ executionProviders: ['cpu'], intraOpNumThreads: 1 });
     const t = await createTfjs();

@@ -13,6 +13,7 @@ import { lionInPlace } from '../../src/train/engines/ort-state.js';
 import { lionUpdate } from '../../src/train/lion.js';
 import { createLionArena, simdAvailable } from '../../src/train/engines/lion-simd.js';
 import { buildTrainGraph, paramSpecs } from '../../src/train/engines/ort-graph.js';
+import { randomBatch } from '../fixtures/batches.js';
 
 const CFG: MlpConfig = { depth: 2, width: 8, expansion: 4, inputDim: 12, classes: 5 };
 const OPTS = { executionProviders: ['cpu'] as const, intraOpNumThreads: 1 };
@@ -119,19 +120,6 @@ function weights(seed: number): MlpWeights {
     b.norm.beta.forEach((_, i) => (b.norm.beta[i] = 0.3 * normal(rng)));
   }
   return w;
-}
-
-function randomBatch(cfg: MlpConfig, size: number, seed: number): TrainBatch {
-  const rng = createRng(seed);
-  const x = Float32Array.from({ length: size * cfg.inputDim }, () => normal(rng));
-  // Soft targets as label smoothing + MixUp make them: positive rows summing to 1.
-  const y = new Float32Array(size * cfg.classes);
-  for (let r = 0; r < size; r++) {
-    let s = 0;
-    for (let k = 0; k < cfg.classes; k++) s += y[r * cfg.classes + k] = rng() ** 3;
-    for (let k = 0; k < cfg.classes; k++) y[r * cfg.classes + k] /= s;
-  }
-  return { x, y, size };
 }
 
 /** Worst |a − b| / (|b| + floor) over all elements. */
