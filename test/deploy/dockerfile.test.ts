@@ -101,10 +101,10 @@ for (const file of ['Dockerfile', 'Dockerfile.gpu'] as const) {
       expect(build.runs.join('\n')).toMatch(/npm prune --omit=dev/);
       expect(runtime.name).toBe('runtime');
       expect(runtime.runs.join('\n')).not.toMatch(/npm (ci|install)/);
-      // The build config compiles src/ (rootDir) to dist/ from the server's two entry points (the worker is loaded by
-      // URL, not imported), so dist/serve/server.js is the compiled src/serve/server.ts.
+      // The build config compiles src/ (rootDir) to dist/ from the server's entry points (the inference and the probe
+      // fit workers are loaded by URL, not imported), so dist/serve/server.js is the compiled src/serve/server.ts.
       expect(buildConfig).toMatchObject({ extends: './tsconfig.json', compilerOptions: { rootDir: 'src', outDir: 'dist' } });
-      expect(buildConfig.files).toEqual(['src/serve/server.ts', 'src/serve/inference-worker.ts']);
+      expect(buildConfig.files).toEqual(['src/serve/server.ts', 'src/serve/inference-worker.ts', 'src/probe/fit-worker.ts']);
       // No TypeScript loader at run time: tsx is a development dependency (`npm start` from a clone).
       expect(pkg.dependencies.tsx).toBeUndefined();
       // package-lock.json and .npmrc are in place before npm ci.

@@ -19,9 +19,9 @@ const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
 };
-// Needed to train, plot or run TypeScript, never to serve.
-const NOT_AT_RUNTIME = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', 'vega', 'vega-lite', 'tsx', 'typescript', 'protobufjs', 'vitest'];
-const ENTRIES = ['dist/serve/server.js', 'dist/serve/inference-worker.js'];
+// Needed to train, plot or run TypeScript, never to serve. (protobufjs is served: teaching writes ONNX models.)
+const NOT_AT_RUNTIME = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', 'vega', 'vega-lite', 'tsx', 'typescript', 'vitest'];
+const ENTRIES = ['dist/serve/server.js', 'dist/serve/inference-worker.js', 'dist/probe/fit-worker.js'];
 
 let app: AppDir;
 let server: ChildProcess | undefined;
@@ -91,7 +91,9 @@ describe('production runtime (compiled server, production dependencies only)', (
   it('the compiled import graph reaches only production dependencies, none of the training or plotting ones', () => {
     const { files, packages } = importGraph(app.dir, ENTRIES);
     expect(files).toEqual(expect.arrayContaining(['dist/serve/app.js', 'dist/config.js', 'dist/data/preprocess.js']));
-    expect(files.some((f) => /^dist\/(train|scaling|probe|finetune)\//.test(f)), files.join('\n')).toBe(false);
+    // Teaching (POST /admin/models/{base}/probe) fits and exports probe heads, so src/probe serves; training does not.
+    expect(files.some((f) => /^dist\/(train|scaling|finetune)\//.test(f)), files.join('\n')).toBe(false);
+    expect(files).toEqual(expect.arrayContaining(['dist/probe/fit-worker.js', 'dist/probe/export-probe.js']));
     for (const p of packages) expect(Object.keys(pkg.dependencies), `${p} is a production dependency`).toContain(p);
     for (const p of NOT_AT_RUNTIME) {
       expect(packages.has(p), p).toBe(false);
