@@ -104,8 +104,8 @@ export async function capacity(ctx: SoakContext, srv: ServerProcess, seconds: nu
 export async function overload(ctx: SoakContext, srv: ServerProcess, capacityPerSecond: number, seconds: number): Promise<Row> {
   const rate = 4 * capacityPerSecond;
   const rss = new RssSampler(srv.pid);
-  rss.sample();
-  const halves = [0, 0];
+  // The first half starts at the resident size before the load, so a first tick that lands late still has a baseline.
+  const halves = [rss.sample(), 0];
   const answers = await openLoop(srv.base, {
     request: () => classify(ctx),
     ratePerSecond: rate,
